@@ -1,0 +1,37 @@
+# Thin wrappers; see README.md. PYTHON picks the interpreter that creates .venv.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+JOBS ?= 2
+
+.PHONY: setup run test lab notebooks lint bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "Python 3.10 or newer is needed: run make PYTHON=python3.12 (or another 3.10+ interpreter)")'
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@echo "installing the project and its pinned dependencies into $(VENV) (a few minutes the first time) ..."
+	@$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[dev]"
+	@touch $(STAMP)
+
+run: setup
+	@$(PY) -m helpers.series $(ARGS)
+
+test: setup
+	@$(PY) -m pytest -q -n $(JOBS) --dist loadscope $(ARGS)
+
+lab: setup
+	@$(VENV)/bin/jupyter lab notebooks
+
+# Re-execute the committed notebooks in place (default parameters, CPU), keeping outputs.
+notebooks: setup
+	@$(PY) -m helpers.series --refresh $(ARGS)
+
+lint: setup
+	@$(PY) -m ruff check helpers tests notebooks
+	@$(PY) -m pytest -q tests/test_notebook_lint.py tests/test_environment.py
+
+clean:
+	rm -rf runs .pytest_cache

@@ -1,0 +1,129 @@
+"""Plots that take data and return a ``matplotlib.figure.Figure`` (01_data onwards).
+
+Figures are built without pyplot's global state, so nothing is drawn twice and
+nothing leaks between cells. A notebook runs ``%matplotlib inline`` once and
+shows a figure by ending a cell with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from torch import nn
+
+__all__ = [
+    "plot_confusion_matrix",
+    "plot_decision_boundary",
+    "plot_image_grid",
+    "plot_loss_curves",
+    "plot_predictions",
+]
+
+
+def plot_predictions(
+    X_train: torch.Tensor, y_train: torch.Tensor, X_test: torch.Tensor, y_test: torch.Tensor,
+    predictions: torch.Tensor | None = None,
+) -> Figure:
+    """Training and test points of a 1-D regression, with the model's test predictions if given."""
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.subplots()
+    ax.scatter(X_train.cpu(), y_train.cpu(), s=8, c="tab:blue", label="training data")
+    ax.scatter(X_test.cpu(), y_test.cpu(), s=8, c="tab:green", label="test data")
+    if predictions is not None:
+        ax.scatter(X_test.cpu(), predictions.detach().cpu(), s=8, c="tab:red", label="predictions")
+    ax.set(xlabel="x", ylabel="y")
+    ax.legend()
+    return fig
+
+
+def plot_loss_curves(history: Sequence[dict[str, float]]) -> Figure:
+    """Loss (and accuracy, when present) per epoch for every split in a ``fit`` history."""
+    if not history:
+        raise ValueError("history is empty: train for at least one epoch first")
+    kinds = [kind for kind in ("loss", "acc") if any(k.endswith("_" + kind) for k in history[0])]
+    fig = Figure(figsize=(5.5 * len(kinds), 4))
+    axes = np.atleast_1d(fig.subplots(1, len(kinds)))
+    epochs = [entry["epoch"] for entry in history]
+    for ax, kind in zip(axes, kinds, strict=True):
+        for key in (k for k in history[0] if k.endswith("_" + kind)):
+            ax.plot(epochs, [entry[key] for entry in history], marker=".", label=key.split("_")[0])
+        ax.set(xlabel="epoch", ylabel="accuracy" if kind == "acc" else "loss",
+               title="Accuracy" if kind == "acc" else "Loss")
+        ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def _to_image(image: torch.Tensor) -> np.ndarray:
+    """(C, H, W) tensor -> array that ``imshow`` shows: (H, W) for grey, (H, W, C) for colour."""
+    array = image.detach().cpu().float().numpy()
+    return array[0] if array.shape[0] == 1 else np.clip(array.transpose(1, 2, 0), 0, 1)
+
+
+def plot_image_grid(
+    images: torch.Tensor, labels: torch.Tensor, class_names: Sequence[str],
+    predictions: torch.Tensor | None = None, ncols: int = 8, title: str | None = None,
+) -> Figure:
+    """Images (N, C, H, W) in a grid titled by label; with predictions, wrong ones in red."""
+    n = len(images)
+    nrows = max(1, -(-n // ncols))
+    fig = Figure(figsize=(1.3 * min(n, ncols), 1.5 * nrows + (0.4 if title else 0)))
+    axes = np.atleast_1d(fig.subplots(nrows, min(n, ncols))).ravel()
+    for i, ax in enumerate(axes):
+        ax.axis("off")
+        if i >= n:
+            continue
+        ax.imshow(_to_image(images[i]), cmap="gray_r")
+        true_name = class_names[int(labels[i])]
+        if predictions is None:
+            ax.set_title(true_name, fontsize=9)
+        else:
+            predicted = class_names[int(predictions[i])]
+            ax.set_title(f"true {true_name}\npred {predicted}", fontsize=8,
+                         color="tab:green" if predicted == true_name else "tab:red")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_decision_boundary(
+    model: nn.Module, X: torch.Tensor, y: torch.Tensor, device: torch.device, steps: int = 200
+) -> Figure:
+    """Predicted class over the plane around 2-D points ``X`` (N, 2), with the points on top."""
+    X = X.cpu()
+    x_min, y_min = (X.min(dim=0).values - 0.5).tolist()
+    x_max, y_max = (X.max(dim=0).values + 0.5).tolist()
+    xx, yy = torch.meshgrid(torch.linspace(x_min, x_max, steps), torch.linspace(y_min, y_max, steps),
+                            indexing="xy")
+    grid = torch.stack([xx.ravel(), yy.ravel()], dim=1)  # (steps*steps, 2)
+    model.eval()
+    with torch.inference_mode():
+        classes = model(grid.to(device)).argmax(dim=1).cpu().reshape(xx.shape)
+    fig = Figure(figsize=(5, 4.5))
+    ax = fig.subplots()
+    ax.contourf(xx, yy, classes, alpha=0.3, cmap="coolwarm")
+    ax.scatter(X[:, 0], X[:, 1], c=y.cpu(), s=10, cmap="coolwarm", edgecolors="k", linewidths=0.2)
+    ax.set(xlabel="feature 0", ylabel="feature 1", title="Decision boundary")
+    return fig
+
+
+def plot_confusion_matrix(matrix: torch.Tensor, class_names: Sequence[str]) -> Figure:
+    """A confusion matrix (rows: true class, columns: predicted class) with counts in each cell."""
+    counts = matrix.detach().cpu().numpy()
+    fig = Figure(figsize=(0.6 * len(class_names) + 2, 0.6 * len(class_names) + 1.5))
+    ax = fig.subplots()
+    ax.imshow(counts, cmap="Blues")
+    ticks = range(len(class_names))
+    ax.set(xticks=ticks, yticks=ticks, xticklabels=class_names, yticklabels=class_names,
+           xlabel="predicted", ylabel="true", title="Confusion matrix")
+    threshold = counts.max() / 2
+    for i in ticks:
+        for j in ticks:
+            ax.text(j, i, int(counts[i, j]), ha="center", va="center", fontsize=8,
+                    color="white" if counts[i, j] > threshold else "black")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,175 @@
+"""Run the notebooks in order with papermill and summarise them (``make run``).
+
+    python -m helpers.series                     # every notebook, default parameters
+    python -m helpers.series --only 03 -p EPOCHS 5
+    python -m helpers.series --smoke             # tiny data, seconds per notebook
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from helpers.paths import PROJECT_ROOT
+from helpers.records import read_records
+
+__all__ = [
+    "NotebookResult", "format_summary", "list_notebooks", "main", "refresh_notebook", "run_notebook",
+    "run_series",
+]
+
+
+@dataclass
+class NotebookResult:
+    """What happened to one notebook in a series run."""
+
+    name: str
+    status: str          # "ok" or "FAILED"
+    seconds: float       # time spent in cells, kernel start excluded
+    wall_seconds: float  # everything, kernel start included
+    headline: str        # "name = value" of the recorded headline metric, or ""
+    error: str = ""
+
+
+def list_notebooks(folder: Path, only: list[str] | None = None) -> list[Path]:
+    """Numbered notebooks in ``folder`` in order; ``only`` keeps those whose name starts with a prefix."""
+    notebooks = sorted(folder.glob("[0-9][0-9]_*.ipynb"))
+    if only:
+        notebooks = [nb for nb in notebooks if any(nb.name.startswith(p) for p in only)]
+        if not notebooks:
+            raise SystemExit(f"no notebook in {folder} starts with {', '.join(only)}")
+    return notebooks
+
+
+def _headline(records: dict[str, Any]) -> str:
+    name = records.get("_headline")
+    if name is None:
+        return ""
+    value = records[name]
+    return f"{name} = {value:.4f}" if isinstance(value, float) else f"{name} = {value}"
+
+
+def _cell_seconds(notebook: Path) -> float:
+    cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
+    return sum((c.get("metadata", {}).get("papermill", {}).get("duration") or 0.0) for c in cells)
+
+
+def run_notebook(
+    notebook: Path, out_dir: Path, parameters: dict[str, Any], timeout: int = 900
+) -> NotebookResult:
+    """Execute one notebook into ``out_dir`` with its artifacts in ``out_dir/<name>``."""
+    import papermill  # imported here: only the series runner needs it
+
+    name = notebook.stem
+    output = out_dir / notebook.name
+    params = {"RUNS_DIR": str(out_dir / name), **parameters}
+    started = time.perf_counter()
+    error = ""
+    try:
+        papermill.execute_notebook(
+            str(notebook), str(output), parameters=params, kernel_name="python3",
+            cwd=str(notebook.parent), progress_bar=False, execution_timeout=timeout,
+        )
+    except Exception as exc:  # papermill raises its own error types; keep the last line
+        error = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+    wall = time.perf_counter() - started
+    seconds = _cell_seconds(output) if output.exists() else wall
+    records = read_records(output) if output.exists() else {}
+    return NotebookResult(name, "FAILED" if error else "ok", seconds, wall, _headline(records), error)
+
+
+def run_series(
+    notebooks: list[Path], out_dir: Path, parameters: dict[str, Any], echo: bool = True
+) -> list[NotebookResult]:
+    """Run ``notebooks`` one after another (a failure does not stop the others)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results = []
+    for notebook in notebooks:
+        if echo:
+            print(f"running {notebook.name} ...", flush=True)
+        results.append(run_notebook(notebook, out_dir, parameters))
+    return results
+
+
+def refresh_notebook(notebook: Path, timeout: int = 900) -> float:
+    """Re-execute ``notebook`` in place with default parameters (``make notebooks``); return seconds.
+
+    Execution counts are kept (nbval needs them) and no timing metadata is added,
+    so a re-run changes only what the code prints.
+    """
+    import nbclient
+    import nbformat
+
+    nb = nbformat.read(notebook, as_version=4)
+    started = time.perf_counter()
+    nbclient.NotebookClient(
+        nb, timeout=timeout, kernel_name="python3", record_timing=False,
+        resources={"metadata": {"path": str(notebook.parent)}},
+    ).execute()
+    nb.metadata.pop("widgets", None)
+    nbformat.write(nb, notebook)
+    return time.perf_counter() - started
+
+
+def format_summary(results: list[NotebookResult]) -> str:
+    """A plain-text table: notebook, status, seconds in cells, wall seconds, headline metric."""
+    width = max([len(r.name) for r in results] + [8])
+    lines = [f"{'notebook':<{width}}  status  cells s  wall s  headline",
+             f"{'-' * width}  ------  -------  ------  --------"]
+    for r in results:
+        lines.append(
+            f"{r.name:<{width}}  {r.status:<6}  {r.seconds:7.1f}  {r.wall_seconds:6.1f}  {r.headline}"
+        )
+    lines.append(f"{'total':<{width}}  {'':6}  {sum(r.seconds for r in results):7.1f}  "
+                 f"{sum(r.wall_seconds for r in results):6.1f}")
+    return "\n".join(lines)
+
+
+def _parse_value(text: str) -> Any:
+    """``-p`` values as papermill reads them: Python literals where possible, else text."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point of ``make run``; returns the exit code."""
+    parser = argparse.ArgumentParser(description="Execute the notebooks in order with papermill.")
+    parser.add_argument("--notebooks", type=Path, default=PROJECT_ROOT / "notebooks")
+    parser.add_argument("--out", type=Path, help="output folder (default runs/<timestamp>)")
+    parser.add_argument("--only", nargs="*", help="notebook name prefixes, e.g. 03 04")
+    parser.add_argument("--smoke", action="store_true", help="pass SMOKE=True: tiny data, seconds each")
+    parser.add_argument("-p", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                        help="a parameter for every notebook, as in papermill")
+    parser.add_argument("--refresh", action="store_true",
+                        help="re-execute the notebooks in place instead (make notebooks)")
+    args = parser.parse_args(argv)
+    if args.refresh:
+        for notebook in list_notebooks(args.notebooks, args.only):
+            print(f"{notebook.name}: {refresh_notebook(notebook):.1f} s", flush=True)
+        return 0
+    out_dir = args.out or PROJECT_ROOT / "runs" / datetime.now().strftime("%Y%m%d-%H%M%S")
+    parameters = {name: _parse_value(value) for name, value in args.p}
+    if args.smoke:
+        parameters["SMOKE"] = True
+    results = run_series(list_notebooks(args.notebooks, args.only), out_dir, parameters)
+    summary = format_summary(results)
+    (out_dir / "summary.txt").write_text(summary + "\n", encoding="utf-8")
+    print(summary)
+    print(f"executed notebooks and artifacts: {out_dir}")
+    failed = [r for r in results if r.status != "ok"]
+    for r in failed:
+        print(f"FAILED: {r.name}: {r.error}\n  see {out_dir / (r.name + '.ipynb')}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

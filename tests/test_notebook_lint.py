@@ -1,0 +1,97 @@
+"""Static checks of every committed notebook (read as JSON, no kernel)."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+REQUIRED_PARAMETERS = {"SEED", "DEVICE", "SMOKE", "RUNS_DIR"}
+
+
+def load(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def code_cells(nb: dict) -> list[dict]:
+    return [c for c in nb["cells"] if c["cell_type"] == "code"]
+
+
+def source(cell: dict) -> str:
+    return "".join(cell["source"])
+
+
+def test_notebooks_exist():
+    names = [p.stem for p in NOTEBOOKS]
+    assert names[:4] == ["00_fundamentals", "01_data", "02_model", "03_train"]
+
+
+@pytest.fixture(params=NOTEBOOKS, ids=lambda p: p.stem)
+def nb(request) -> dict:
+    return load(request.param)
+
+
+def test_kernelspec_is_python3(nb):
+    assert nb["metadata"]["kernelspec"]["name"] == "python3"
+
+
+def test_starts_with_title_and_goals(nb):
+    first = nb["cells"][0]
+    assert first["cell_type"] == "markdown" and source(first).startswith("# ")
+
+
+def test_parameters_cell_is_first_code_cell_and_literal(nb):
+    first = code_cells(nb)[0]
+    assert "parameters" in first["metadata"].get("tags", []), "first code cell must be tagged parameters"
+    tree = ast.parse(source(first))
+    names = set()
+    for node in tree.body:
+        assert isinstance(node, ast.Assign), f"only assignments allowed, got {ast.dump(node)[:60]}"
+        ast.literal_eval(node.value)  # raises if not a literal
+        names |= {t.id for t in node.targets}
+    assert REQUIRED_PARAMETERS <= names, f"missing {REQUIRED_PARAMETERS - names}"
+    for line in source(first).splitlines():
+        if "=" in line:
+            assert "#" in line, f"parameter without a comment: {line}"
+
+
+def test_validation_cell_follows_parameters(nb):
+    second = source(code_cells(nb)[1])
+    assert "check_params(" in second and "get_device(DEVICE)" in second
+
+
+def test_records_headline_numbers(nb):
+    assert any("record(" in source(c) and "headline=" in source(c) for c in code_cells(nb))
+
+
+def test_ends_with_exercises_and_summary(nb):
+    markdown = [source(c) for c in nb["cells"] if c["cell_type"] == "markdown"]
+    assert any(re.search(r"^#+ .*Exercises", m, re.M) for m in markdown[-3:])
+    assert any(re.search(r"^#+ .*Summary", m, re.M) for m in markdown[-3:])
+
+
+def test_committed_outputs_are_clean(nb):
+    for cell in code_cells(nb):
+        outputs = cell.get("outputs", [])
+        assert not any(o["output_type"] == "error" for o in outputs), source(cell)[:80]
+        if outputs:
+            assert cell["execution_count"] is not None, "outputs without execution_count fail nbval"
+    assert any(c.get("outputs") for c in code_cells(nb)), "commit the notebook with its outputs"
+
+
+def test_no_installs_writes_of_package_or_absolute_paths(nb):
+    for cell in code_cells(nb):
+        text = source(cell)
+        assert not re.search(r"^\s*[!%]+\s*(pip|conda)\s", text, re.M), text[:80]
+        assert "%%writefile" not in text
+        assert not re.search(r"['\"](/|[A-Za-z]:\\\\)(home|root|tmp|Users|work|usr)\b", text), text[:80]
+        assert "sys.path" not in text, "helpers is installed; do not edit sys.path"
+
+
+def test_cells_are_short(nb):
+    for cell in code_cells(nb):
+        assert len(source(cell).splitlines()) <= 25, f"cell too long:\n{source(cell)[:200]}"
