@@ -64,6 +64,7 @@ RULES: dict[str, Callable[[Any], str | None]] = {
     "N_SAMPLES": _positive_int,
     "IMAGES_PER_CLASS": _positive_int,
     "SEEDS": _positive_int,
+    "RESUME_AFTER": _positive_int,
     "NUM_WORKERS": _non_negative_int,
     "SEED": _non_negative_int,
     "LEARNING_RATE": _positive_number,
@@ -96,7 +97,7 @@ def check_params(values: Mapping[str, Any], choices: Mapping[str, Iterable[Any]]
     for name, value in values.items():
         if name in choices:
             allowed = choices[name]
-            if value not in allowed or type(value) is bool and True not in allowed:
+            if not any(type(a) is type(value) and a == value for a in allowed):  # True is not 1
                 listed = ", ".join(repr(a) for a in allowed)
                 raise ParameterError(f"{name} = {value!r} is not allowed: choose one of {listed}.")
             continue

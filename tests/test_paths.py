@@ -1,0 +1,39 @@
+from pathlib import Path
+
+import pytest
+
+from helpers.paths import PROJECT_ROOT, data_dir, prepare_dir, runs_dir
+
+
+def test_defaults_are_under_the_project_root():
+    assert (PROJECT_ROOT / "pyproject.toml").exists()
+    assert runs_dir("", "03_train") == PROJECT_ROOT / "runs" / "03_train"
+    assert data_dir("") == PROJECT_ROOT / "data"
+
+
+def test_given_paths_are_resolved(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert runs_dir("out", "03_train") == tmp_path / "out"
+    assert data_dir("d") == tmp_path / "d"
+
+
+def test_prepare_dir_creates_folders(tmp_path):
+    target = tmp_path / "a" / "b"
+    assert prepare_dir(target) == target and target.is_dir()
+    assert list(target.iterdir()) == []  # the write check leaves nothing behind
+
+
+def test_prepare_dir_under_a_file_gives_one_clear_message(tmp_path):
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("x")
+    with pytest.raises(PermissionError) as info:
+        prepare_dir(blocker / "runs")
+    message = str(info.value)
+    assert message.startswith(f"cannot write to {blocker / 'runs'}")
+    assert "set RUNS_DIR to a folder you can write to" in message
+
+
+def test_prepare_dir_names_the_parameter(tmp_path):
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(PermissionError, match="set DATA_DIR"):
+        prepare_dir(Path(tmp_path / "f" / "data"), parameter="DATA_DIR")

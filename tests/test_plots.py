@@ -1,0 +1,48 @@
+import torch
+from matplotlib.figure import Figure
+from torch import nn
+
+from helpers.plots import (
+    plot_confusion_matrix,
+    plot_decision_boundary,
+    plot_image_grid,
+    plot_loss_curves,
+    plot_predictions,
+)
+
+
+def test_plot_predictions_has_three_series_with_predictions():
+    X = torch.linspace(0, 1, 10).unsqueeze(1)
+    fig = plot_predictions(X[:8], X[:8], X[8:], X[8:], predictions=X[8:] + 1)
+    assert isinstance(fig, Figure) and len(fig.axes[0].collections) == 3
+    assert len(plot_predictions(X[:8], X[:8], X[8:], X[8:]).axes[0].collections) == 2
+
+
+def test_loss_curves_plot_loss_and_accuracy_per_split():
+    history = [{"epoch": e, "train_loss": 1 / e, "test_loss": 2 / e, "train_acc": 0.5, "test_acc": 0.4,
+                "seconds": 0.1} for e in (1, 2, 3)]
+    fig = plot_loss_curves(history)
+    assert [ax.get_title() for ax in fig.axes] == ["Loss", "Accuracy"]
+    assert [line.get_label() for line in fig.axes[0].lines] == ["train", "test"]
+    regression = plot_loss_curves([{"epoch": 1, "train_loss": 1.0, "test_loss": 1.0}])
+    assert len(regression.axes) == 1
+
+
+def test_image_grid_titles_and_colours_wrong_predictions():
+    images = torch.rand(5, 1, 8, 8)
+    fig = plot_image_grid(images, torch.tensor([0, 1, 2, 3, 4]), [str(i) for i in range(5)],
+                          predictions=torch.tensor([0, 1, 2, 3, 0]), ncols=3)
+    titled = [ax for ax in fig.axes if ax.get_title()]
+    assert len(fig.axes) == 6 and len(titled) == 5
+    assert titled[4].get_title() == "true 4\npred 0" and titled[4].title.get_color() == "tab:red"
+    colour = plot_image_grid(torch.rand(2, 3, 16, 16), torch.tensor([0, 1]), ["a", "b"])
+    assert [ax.get_title() for ax in colour.axes] == ["a", "b"]
+
+
+def test_decision_boundary_and_confusion_matrix():
+    X, y = torch.randn(30, 2), torch.randint(2, (30,))
+    fig = plot_decision_boundary(nn.Linear(2, 2), X, y, torch.device("cpu"), steps=20)
+    assert fig.axes[0].get_title() == "Decision boundary"
+    matrix = torch.tensor([[5, 1], [0, 4]])
+    texts = [t.get_text() for t in plot_confusion_matrix(matrix, ["cat", "dog"]).axes[0].texts]
+    assert texts == ["5", "1", "0", "4"]

@@ -1,0 +1,63 @@
+"""The `make run` runner, on two tiny notebooks in a temporary folder."""
+
+import nbformat
+import pytest
+
+from helpers.series import NotebookResult, format_summary, list_notebooks, main
+
+
+def write_notebook(path, body):
+    nb = nbformat.v4.new_notebook()
+    parameters = nbformat.v4.new_code_cell('RUNS_DIR = ""  # artifacts\nSMOKE = False  # tiny run')
+    parameters.metadata["tags"] = ["parameters"]
+    nb.cells = [parameters, nbformat.v4.new_code_cell(body)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+
+
+@pytest.fixture
+def folder(tmp_path):
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    write_notebook(notebooks / "00_good.ipynb",
+                   "from helpers.records import record\nrecord(headline='acc', acc=0.5 if SMOKE else 0.9)\n"
+                   "open(RUNS_DIR + '.txt', 'w').write('x')")
+    write_notebook(notebooks / "01_bad.ipynb", "raise RuntimeError('broken on purpose')")
+    (notebooks / "README.ipynb").write_text("{}")  # not numbered: not part of the series
+    return notebooks
+
+
+def test_list_notebooks_in_order_and_by_prefix(folder):
+    assert [p.name for p in list_notebooks(folder)] == ["00_good.ipynb", "01_bad.ipynb"]
+    assert [p.name for p in list_notebooks(folder, ["01"])] == ["01_bad.ipynb"]
+    with pytest.raises(SystemExit, match="no notebook .* starts with 07"):
+        list_notebooks(folder, ["07"])
+
+
+@pytest.mark.notebook
+def test_series_runs_all_reports_and_names_the_failure(folder, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["--notebooks", str(folder), "--out", str(out), "--smoke"]) == 1
+    stdout, stderr = capsys.readouterr()
+    table = stdout[stdout.index("notebook "):]
+    assert "00_good   ok" in table and "acc = 0.5000" in table  # SMOKE=True reached the notebook
+    assert "01_bad    FAILED" in table
+    assert "FAILED: 01_bad: RuntimeError: broken on purpose" in stderr
+    assert (out / "00_good.ipynb").exists() and (out / "00_good.txt").exists()  # RUNS_DIR per notebook
+    assert (out / "summary.txt").read_text().startswith("notebook")
+
+
+@pytest.mark.notebook
+def test_series_succeeds_with_parameters(folder, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["--notebooks", str(folder), "--out", str(out), "--only", "00", "-p", "SMOKE", "True"]) == 0
+    assert "acc = 0.5000" in capsys.readouterr().out
+
+
+def test_summary_table_columns():
+    table = format_summary([NotebookResult("03_train", "ok", 12.25, 15.5, "test_acc = 0.9700"),
+                            NotebookResult("04_evaluate", "FAILED", 1.0, 3.0, "", "boom")])
+    lines = table.splitlines()
+    assert lines[0].split() == ["notebook", "status", "cells", "s", "wall", "s", "headline"]
+    assert lines[2].split() == ["03_train", "ok", "12.2", "15.5", "test_acc", "=", "0.9700"]
+    assert lines[-1].split() == ["total", "13.2", "18.5"]
