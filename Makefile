@@ -19,8 +19,9 @@ $(STAMP): pyproject.toml constraints.txt
 run: setup
 	@$(PY) -m helpers.series $(ARGS)
 
+# JOBS workers run notebooks side by side; one thread each keeps them from fighting over the cores.
 test: setup
-	@$(PY) -m pytest -q -n $(JOBS) --dist loadscope $(ARGS)
+	@OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) -m pytest -q -n $(JOBS) --dist loadscope $(ARGS)
 
 lab: setup
 	@$(VENV)/bin/jupyter lab notebooks

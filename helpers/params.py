@@ -58,6 +58,7 @@ def _text(value: Any) -> str | None:
 # Rules by parameter name, shared by every notebook so the same name means the same thing.
 RULES: dict[str, Callable[[Any], str | None]] = {
     "EPOCHS": _positive_int,
+    "LINE_EPOCHS": _positive_int,
     "BATCH_SIZE": _positive_int,
     "HIDDEN_UNITS": _positive_int,
     "IMAGE_SIZE": _positive_int,
@@ -68,6 +69,7 @@ RULES: dict[str, Callable[[Any], str | None]] = {
     "NUM_WORKERS": _non_negative_int,
     "SEED": _non_negative_int,
     "LEARNING_RATE": _positive_number,
+    "LINE_LEARNING_RATE": _positive_number,
     "NOISE": lambda v: None if _is_number(v) and v >= 0 else "must be a number of 0 or more, such as 0.1",
     "TEST_FRACTION": _fraction,
     "VAL_FRACTION": _fraction,
