@@ -1,5 +1,7 @@
 # Thin wrappers; see README.md. PYTHON picks the interpreter that creates .venv.
 PYTHON ?= python3
+SHELL := bash
+.SHELLFLAGS := -o pipefail -c
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
@@ -13,7 +15,9 @@ $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "Python 3.10 or newer is needed: run make PYTHON=python3.12 (or another 3.10+ interpreter)")'
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@echo "installing the project and its pinned dependencies into $(VENV) (a few minutes the first time) ..."
-	@$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[dev]"
+	@# pip warns about each unreachable extra index of a machine's pip config; keep real errors only
+	@$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[dev]" 2>&1 \
+		| { grep -v "^WARNING: Location '.*' is ignored" || true; }
 	@touch $(STAMP)
 
 run: setup

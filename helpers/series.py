@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import json
+import os
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -85,16 +88,35 @@ def run_notebook(
     return NotebookResult(name, "FAILED" if error else "ok", seconds, wall, _headline(records), error)
 
 
+@contextlib.contextmanager
+def _stderr_to(path: Path) -> Iterator[None]:
+    """Send this process's and its children's (the kernels') stderr to ``path`` for a while."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(path, "a", encoding="utf-8") as log:
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 def run_series(
     notebooks: list[Path], out_dir: Path, parameters: dict[str, Any], echo: bool = True
 ) -> list[NotebookResult]:
-    """Run ``notebooks`` one after another (a failure does not stop the others)."""
+    """Run ``notebooks`` one after another (a failure does not stop the others).
+
+    Kernel messages (warnings, progress bars) go to ``out_dir/kernels.log``, not the terminal.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     results = []
     for notebook in notebooks:
         if echo:
             print(f"running {notebook.name} ...", flush=True)
-        results.append(run_notebook(notebook, out_dir, parameters))
+        with _stderr_to(out_dir / "kernels.log"):
+            results.append(run_notebook(notebook, out_dir, parameters))
     return results
 
 

@@ -45,6 +45,7 @@ def test_series_runs_all_reports_and_names_the_failure(folder, tmp_path, capsys)
     assert "FAILED: 01_bad: RuntimeError: broken on purpose" in stderr
     assert (out / "00_good.ipynb").exists() and (out / "00_good.txt").exists()  # RUNS_DIR per notebook
     assert (out / "summary.txt").read_text().startswith("notebook")
+    assert (out / "kernels.log").exists() and "broken on purpose" not in stderr[: stderr.index("FAILED")]
 
 
 @pytest.mark.notebook
