@@ -1,0 +1,277 @@
+"""Tests of helpers.checkpoint: round trips, exact resume, refusal of unsafe files, atomic saves, errors."""
+
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from helpers.checkpoint import (
+    CheckpointError,
+    CheckpointMismatchError,
+    CheckpointNotFoundError,
+    CorruptCheckpointError,
+    UnsafeCheckpointError,
+    checkpoint_hook,
+    get_rng_state,
+    load_checkpoint,
+    load_weights,
+    restore_checkpoint,
+    save_checkpoint,
+    save_weights,
+    set_rng_state,
+)
+from helpers.data import TensorPairDataset, load_digits, make_loaders, split_tensors
+from helpers.device import set_seed
+from helpers.engine import fit, predict
+from helpers.models import MLP, TinyVGG
+
+CPU = torch.device("cpu")
+CONFIG = {"hidden_units": 32, "dropout": 0.2, "learning_rate": 0.003, "batch_size": 64}
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits()
+    X_train, X_test, y_train, y_test = split_tensors(X[:600], y[:600], 0.25, seed=0)
+    return TensorPairDataset(X_train, y_train), TensorPairDataset(X_test, y_test)
+
+
+def build(digits, seed: int = 0):
+    """A fresh model (with dropout), optimizer and loaders, as a new Python process would make them."""
+    set_seed(seed)
+    model = MLP(64, CONFIG["hidden_units"], 10, num_hidden_layers=2, dropout=CONFIG["dropout"])
+    optimizer = torch.optim.Adam(model.parameters(), lr=CONFIG["learning_rate"])
+    train_loader, test_loader = make_loaders(*digits, batch_size=CONFIG["batch_size"], seed=seed)
+    return model, optimizer, train_loader, test_loader
+
+
+def train(model, optimizer, train_loader, test_loader, epochs, **kwargs):
+    return fit(model, train_loader, test_loader, nn.CrossEntropyLoss(), optimizer, epochs, CPU,
+               progress="none", **kwargs)
+
+
+def without_seconds(history):
+    return [{k: v for k, v in metrics.items() if k != "seconds"} for metrics in history]
+
+
+def same_parameters(a: nn.Module, b: nn.Module) -> bool:
+    state_a, state_b = a.state_dict(), b.state_dict()
+    return state_a.keys() == state_b.keys() and all(torch.equal(state_a[k], state_b[k]) for k in state_a)
+
+
+# ---- round trips ---------------------------------------------------------------------------------
+
+def test_loaded_weights_give_identical_predictions(digits, tmp_path):
+    model, optimizer, train_loader, test_loader = build(digits)
+    train(model, optimizer, train_loader, test_loader, 1)
+    save_weights(model, tmp_path / "weights.pt")
+    other = build(digits, seed=5)[0]
+    assert not same_parameters(model, other)
+    load_weights(other, tmp_path / "weights.pt")
+    X = digits[1].X
+    assert torch.equal(predict(model, X, CPU), predict(other, X, CPU))
+
+
+def test_checkpoint_is_plain_data_that_torch_load_reads_with_weights_only(digits, tmp_path):
+    model, optimizer, train_loader, test_loader = build(digits)
+    history = train(model, optimizer, train_loader, test_loader, 1)
+    save_checkpoint(tmp_path / "c.pt", model, optimizer, 1, CONFIG, history, train_loader.generator)
+    raw = torch.load(tmp_path / "c.pt", weights_only=True)
+    assert set(raw) == {"model", "optimizer", "epoch", "config", "history", "rng"}
+    assert raw["epoch"] == 1 and raw["config"] == CONFIG and raw["history"] == history
+    assert isinstance(raw["rng"]["python"][1], list) and isinstance(raw["rng"]["numpy"][1], list)
+    assert isinstance(raw["rng"]["generator"], torch.Tensor)
+    assert all(t.device.type == "cpu" for t in load_checkpoint(tmp_path / "c.pt", "cpu")["model"].values())
+
+
+def test_rng_states_round_trip_through_a_file(tmp_path):
+    generator = torch.Generator().manual_seed(3)
+    random.gauss(0, 1), np.random.randn()  # leave a cached Gaussian in both states
+    torch.save(get_rng_state(generator), tmp_path / "rng.pt")
+
+    def draw():
+        return (random.random(), random.gauss(0, 1), float(np.random.randn()), torch.rand(3).tolist(),
+                torch.randint(100, (3,), generator=generator).tolist())
+
+    first = draw()
+    set_rng_state(torch.load(tmp_path / "rng.pt", weights_only=True), generator)
+    assert draw() == first
+
+
+# ---- exact resume --------------------------------------------------------------------------------
+
+def resume(digits, path, scramble: str = ""):
+    """Resume from ``path`` in fresh objects; ``scramble`` breaks one piece of the restore on purpose."""
+    model, optimizer, train_loader, test_loader = build(digits, seed=7)  # a different start on purpose
+    checkpoint = load_checkpoint(path)
+    generator = None if scramble == "loader" else train_loader.generator
+    start = restore_checkpoint(checkpoint, model, optimizer, generator)
+    if scramble == "dropout":
+        torch.manual_seed(123)
+    history = train(model, optimizer, train_loader, test_loader, 4 - checkpoint["epoch"],
+                    start_epoch=start)
+    return model, checkpoint["history"] + history
+
+
+@pytest.fixture(scope="module")
+def runs(digits, tmp_path_factory):
+    """A 4-epoch reference run, and a 2-epoch run that saved a checkpoint each epoch."""
+    folder = tmp_path_factory.mktemp("resume")
+    reference = build(digits)
+    reference_history = train(*reference, 4)
+    model, optimizer, train_loader, test_loader = build(digits)
+    hook = checkpoint_hook(folder / "last.pt", model, optimizer, CONFIG, generator=train_loader.generator)
+    interrupted_history = train(model, optimizer, train_loader, test_loader, 2, on_epoch_end=hook)
+    return reference[0], reference_history, folder / "last.pt", interrupted_history
+
+
+def test_hook_saves_each_epoch_with_the_history(runs):
+    _, _, path, interrupted_history = runs
+    checkpoint = load_checkpoint(path)
+    assert checkpoint["epoch"] == 2 and checkpoint["history"] == interrupted_history
+
+
+def test_resume_is_bit_identical_to_uninterrupted_training(digits, runs):
+    reference, reference_history, path, _ = runs
+    model, history = resume(digits, path)
+    assert same_parameters(model, reference)
+    assert [m["epoch"] for m in history] == [1, 2, 3, 4]
+    assert without_seconds(history) == without_seconds(reference_history)
+
+
+def test_one_checkpoint_in_memory_restores_identically_twice(digits, runs):
+    reference, _, path, _ = runs
+    checkpoint = load_checkpoint(path)
+    for seed in (7, 8):  # the first resume must not change the checkpoint's optimizer tensors
+        model, optimizer, train_loader, test_loader = build(digits, seed=seed)
+        start = restore_checkpoint(checkpoint, model, optimizer, train_loader.generator)
+        train(model, optimizer, train_loader, test_loader, 2, start_epoch=start)
+        assert same_parameters(model, reference)
+
+
+@pytest.mark.parametrize("scramble", ["loader", "dropout"])
+def test_resume_needs_the_loader_and_dropout_random_states(digits, runs, scramble):
+    reference, _, path, _ = runs
+    model, _ = resume(digits, path, scramble)
+    assert not same_parameters(model, reference)
+
+
+# ---- unsafe files --------------------------------------------------------------------------------
+
+def test_file_that_runs_code_when_unpickled_is_refused_and_the_code_does_not_run(tmp_path):
+    marker = tmp_path / "code_ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.mkdir, (str(marker),))
+
+    torch.save({"model": Payload()}, tmp_path / "evil.pt")
+    for loader in (load_checkpoint, lambda p: load_weights(nn.Linear(1, 1), p)):
+        with pytest.raises(UnsafeCheckpointError, match=r"refused to load .*evil\.pt.*mkdir"):
+            loader(tmp_path / "evil.pt")
+    assert not marker.exists()
+    torch.load(tmp_path / "evil.pt", weights_only=False)  # what the refusal protects against
+    assert marker.exists()
+
+
+def test_whole_model_pickle_is_refused_with_advice(tmp_path):
+    torch.save(MLP(64, 8, 10), tmp_path / "whole.pt")
+    with pytest.raises(UnsafeCheckpointError, match=r"helpers\.models\.MLP.*state_dict"):
+        load_weights(MLP(64, 8, 10), tmp_path / "whole.pt")
+
+
+# ---- atomic saves --------------------------------------------------------------------------------
+
+@pytest.fixture
+def earlier(tmp_path):
+    model = nn.Linear(3, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    save_checkpoint(tmp_path / "last.pt", model, optimizer, 1, CONFIG, [{"epoch": 1}])
+    return model, optimizer, tmp_path
+
+
+def test_save_failing_part_way_keeps_the_earlier_checkpoint_and_no_temp_file(earlier, monkeypatch):
+    model, optimizer, folder = earlier
+
+    def broken_save(obj, file, *args, **kwargs):
+        file.write(b"PK\x03\x04 half a file")
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(RuntimeError, match="disk full"):
+        save_checkpoint(folder / "last.pt", model, optimizer, 2, CONFIG, [])
+    assert os.listdir(folder) == ["last.pt"]
+    assert load_checkpoint(folder / "last.pt")["epoch"] == 1
+
+
+def test_failing_rename_keeps_the_earlier_checkpoint_and_no_temp_file(earlier, monkeypatch):
+    model, optimizer, folder = earlier
+
+    def broken_replace(source, target):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", broken_replace)
+    with pytest.raises(CheckpointError, match=r"could not save .*last\.pt.*earlier file there is unchanged"):
+        save_checkpoint(folder / "last.pt", model, optimizer, 2, CONFIG, [])
+    assert os.listdir(folder) == ["last.pt"]
+    assert load_checkpoint(folder / "last.pt")["epoch"] == 1
+
+
+def test_save_into_a_folder_that_cannot_exist_says_so(tmp_path):
+    (tmp_path / "a_file").write_text("not a folder")
+    with pytest.raises(CheckpointError, match=r"could not save .*a_file/w\.pt.*writable"):
+        save_weights(nn.Linear(1, 1), tmp_path / "a_file" / "w.pt")
+
+
+# ---- bad input -----------------------------------------------------------------------------------
+
+def test_missing_file(tmp_path):
+    with pytest.raises(CheckpointNotFoundError, match=r"no checkpoint at .*nope\.pt.*run the training") as info:
+        load_checkpoint(tmp_path / "nope.pt")
+    assert isinstance(info.value, FileNotFoundError)
+
+
+@pytest.mark.parametrize("damage", ["random", "truncated", "empty"])
+def test_corrupt_file(tmp_path, damage):
+    path = tmp_path / "c.pt"
+    save_weights(nn.Linear(8, 8), path)
+    data = path.read_bytes()
+    damaged = {"random": np.random.default_rng(0).bytes(len(data)), "truncated": data[: len(data) // 2],
+               "empty": b""}[damage]
+    path.write_bytes(damaged)
+    with pytest.raises(CorruptCheckpointError, match=r"c\.pt is damaged or not a PyTorch file.*save it again"):
+        load_weights(nn.Linear(8, 8), path)
+
+
+@pytest.mark.parametrize("other, detail", [
+    (MLP(64, 16, 10), "size mismatch"),
+    (TinyVGG(1, 8, 10), "Missing key"),
+])
+def test_weights_from_another_architecture(tmp_path, other, detail):
+    save_weights(MLP(64, 32, 10), tmp_path / "w.pt")
+    with pytest.raises(CheckpointMismatchError, match=rf"do not fit this .*{detail}.*same architecture"):
+        load_weights(other, tmp_path / "w.pt")
+
+
+def test_weights_file_is_not_a_checkpoint(tmp_path):
+    save_weights(nn.Linear(2, 2), tmp_path / "w.pt")
+    with pytest.raises(CheckpointError, match=r"not a training checkpoint \(missing model, optimizer.*load_weights"):
+        load_checkpoint(tmp_path / "w.pt")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_checkpoint_mapped_to_cuda_restores(digits, tmp_path):
+    model, optimizer, train_loader, test_loader = build(digits)
+    history = train(model, optimizer, train_loader, test_loader, 1)
+    save_checkpoint(tmp_path / "c.pt", model, optimizer, 1, CONFIG, history, train_loader.generator)
+    checkpoint = load_checkpoint(tmp_path / "c.pt", map_location="cuda")
+    assert all(t.is_cuda for t in checkpoint["model"].values())
+    cuda_model = build(digits, seed=3)[0].to("cuda")
+    assert restore_checkpoint(checkpoint, cuda_model, None, train_loader.generator) == 2
+    assert same_parameters(cuda_model.cpu(), model)
