@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -39,6 +40,38 @@ class NotebookResult:
     wall_seconds: float  # everything, kernel start included
     headline: str        # "name = value" of the recorded headline metric, or ""
     error: str = ""
+    peak_mib: float = 0.0  # largest memory (resident) of the kernel and its child processes
+
+
+class _PeakMemory:
+    """Samples the memory of this process's children (the kernel and what it starts) in a thread."""
+
+    def __init__(self, interval: float = 0.1) -> None:
+        self.interval, self.peak_bytes = interval, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        import psutil  # installed with Jupyter; imported here to keep `import helpers` light
+
+        me = psutil.Process()
+        while not self._stop.is_set():
+            total = 0
+            for child in me.children(recursive=True):
+                try:
+                    total += child.memory_info().rss
+                except psutil.Error:  # the process ended between listing and reading
+                    pass
+            self.peak_bytes = max(self.peak_bytes, total)
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> _PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def list_notebooks(folder: Path, only: list[str] | None = None) -> list[Path]:
@@ -75,17 +108,19 @@ def run_notebook(
     params = {"RUNS_DIR": str(out_dir / name), **parameters}
     started = time.perf_counter()
     error = ""
-    try:
-        papermill.execute_notebook(
-            str(notebook), str(output), parameters=params, kernel_name="python3",
-            cwd=str(notebook.parent), progress_bar=False, execution_timeout=timeout,
-        )
-    except Exception as exc:  # papermill raises its own error types; keep the last line
-        error = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+    with _PeakMemory() as memory:
+        try:
+            papermill.execute_notebook(
+                str(notebook), str(output), parameters=params, kernel_name="python3",
+                cwd=str(notebook.parent), progress_bar=False, execution_timeout=timeout,
+            )
+        except Exception as exc:  # papermill raises its own error types; keep the last line
+            error = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
     wall = time.perf_counter() - started
     seconds = _cell_seconds(output) if output.exists() else wall
     records = read_records(output) if output.exists() else {}
-    return NotebookResult(name, "FAILED" if error else "ok", seconds, wall, _headline(records), error)
+    return NotebookResult(name, "FAILED" if error else "ok", seconds, wall, _headline(records), error,
+                          memory.peak_bytes / 2**20)
 
 
 @contextlib.contextmanager
@@ -141,16 +176,16 @@ def refresh_notebook(notebook: Path, timeout: int = 900) -> float:
 
 
 def format_summary(results: list[NotebookResult]) -> str:
-    """A plain-text table: notebook, status, seconds in cells, wall seconds, headline metric."""
+    """A plain-text table: notebook, status, seconds in cells, wall seconds, peak memory, headline metric."""
     width = max([len(r.name) for r in results] + [8])
-    lines = [f"{'notebook':<{width}}  status  cells s  wall s  headline",
-             f"{'-' * width}  ------  -------  ------  --------"]
+    lines = [f"{'notebook':<{width}}  status  cells s  wall s  peak MiB  headline",
+             f"{'-' * width}  ------  -------  ------  --------  --------"]
     for r in results:
-        lines.append(
-            f"{r.name:<{width}}  {r.status:<6}  {r.seconds:7.1f}  {r.wall_seconds:6.1f}  {r.headline}"
-        )
+        lines.append(f"{r.name:<{width}}  {r.status:<6}  {r.seconds:7.1f}  {r.wall_seconds:6.1f}  "
+                     f"{r.peak_mib:8.0f}  {r.headline}")
     lines.append(f"{'total':<{width}}  {'':6}  {sum(r.seconds for r in results):7.1f}  "
-                 f"{sum(r.wall_seconds for r in results):6.1f}")
+                 f"{sum(r.wall_seconds for r in results):6.1f}  {max(r.peak_mib for r in results):8.0f}  "
+                 "(peak: the largest notebook)")
     return "\n".join(lines)
 
 

@@ -41,6 +41,8 @@ def test_series_runs_all_reports_and_names_the_failure(folder, tmp_path, capsys)
     stdout, stderr = capsys.readouterr()
     table = stdout[stdout.index("notebook "):]
     assert "00_good   ok" in table and "acc = 0.5000" in table  # SMOKE=True reached the notebook
+    peak_mib = float(table.splitlines()[2].split()[4])
+    assert 20 < peak_mib < 2000  # a kernel that imported helpers was measured
     assert "01_bad    FAILED" in table
     assert "FAILED: 01_bad: RuntimeError: broken on purpose" in stderr
     assert (out / "00_good.ipynb").exists() and (out / "00_good.txt").exists()  # RUNS_DIR per notebook
@@ -56,9 +58,9 @@ def test_series_succeeds_with_parameters(folder, tmp_path, capsys):
 
 
 def test_summary_table_columns():
-    table = format_summary([NotebookResult("03_train", "ok", 12.25, 15.5, "test_acc = 0.9700"),
-                            NotebookResult("04_evaluate", "FAILED", 1.0, 3.0, "", "boom")])
+    table = format_summary([NotebookResult("03_train", "ok", 12.25, 15.5, "test_acc = 0.9700", "", 812.4),
+                            NotebookResult("04_evaluate", "FAILED", 1.0, 3.0, "", "boom", 900.0)])
     lines = table.splitlines()
-    assert lines[0].split() == ["notebook", "status", "cells", "s", "wall", "s", "headline"]
-    assert lines[2].split() == ["03_train", "ok", "12.2", "15.5", "test_acc", "=", "0.9700"]
-    assert lines[-1].split() == ["total", "13.2", "18.5"]
+    assert lines[0].split() == ["notebook", "status", "cells", "s", "wall", "s", "peak", "MiB", "headline"]
+    assert lines[2].split() == ["03_train", "ok", "12.2", "15.5", "812", "test_acc", "=", "0.9700"]
+    assert lines[-1].split()[:4] == ["total", "13.2", "18.5", "900"]
