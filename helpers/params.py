@@ -64,6 +64,7 @@ RULES: dict[str, Callable[[Any], str | None]] = {
     "IMAGE_SIZE": _positive_int,
     "N_SAMPLES": _positive_int,
     "IMAGES_PER_CLASS": _positive_int,
+    "LABELLED_PER_CLASS": _positive_int,
     "SEEDS": _positive_int,
     "RESUME_AFTER": _positive_int,
     "NUM_WORKERS": _non_negative_int,
@@ -76,6 +77,8 @@ RULES: dict[str, Callable[[Any], str | None]] = {
     "LABELLED_FRACTION": _fraction,
     "SMOKE": _boolean,
     "DOWNLOAD": _boolean,
+    "COMPILE": _boolean,
+    "PROCESSES": _positive_int,
     "RUNS_DIR": _text,
     "DATA_DIR": _text,
 }

@@ -1,0 +1,167 @@
+"""Data-parallel training with DistributedDataParallel, started by torchrun (introduced in 10_going_further).
+
+Two processes on the CPU (gloo backend), talking only over 127.0.0.1::
+
+    python -m torch.distributed.run --nnodes=1 --nproc_per_node=2 --master_addr=127.0.0.1 \\
+        --master_port=29500 -m helpers.distributed --epochs 5 --batch-size 64 --out runs/ddp
+
+torchrun starts the processes and gives each one ``RANK``, ``LOCAL_RANK`` and
+``WORLD_SIZE``. Started without torchrun (``python -m helpers.distributed`` or
+:func:`train` from Python) the same code trains in one process: the reference
+that the data-parallel run must match. ``--batch-size`` is the *global* batch:
+each of the N processes takes 1/N of every batch, and DDP averages the
+gradients, so the N processes make exactly the updates of one process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler
+
+from helpers.data import TensorPairDataset
+from helpers.device import get_device, set_seed
+from helpers.engine import evaluate, format_epoch, train_one_epoch
+from helpers.params import ParameterError
+from helpers.paths import prepare_dir, runs_dir
+from helpers.train import build_model, load_data, parse_value, save_state_dict, validate
+
+__all__ = ["check_batch_size", "main", "make_train_loader", "train"]
+
+
+def check_batch_size(batch_size: int, world_size: int) -> int:
+    """The per-process batch size; the global ``batch_size`` must split evenly over the processes."""
+    if batch_size % world_size:
+        raise ParameterError(
+            f"BATCH_SIZE = {batch_size} is not allowed: with {world_size} processes it must be a multiple "
+            f"of {world_size}, so that every process gets the same share of each batch."
+        )
+    return batch_size // world_size
+
+
+def make_train_loader(data: TensorPairDataset, batch_size: int, rank: int, world_size: int,
+                      seed: int) -> tuple[DataLoader, DistributedSampler]:
+    """This process's share of every global batch of ``batch_size``, and the sampler (call ``set_epoch``).
+
+    Every process shuffles the same way (same seed and epoch); process ``rank``
+    takes positions ``rank, rank + world_size, ...`` of that order, in local
+    batches of ``batch_size // world_size``. Local batch k of all processes
+    together is global batch k of a single process. The last, short global
+    batch is dropped (``drop_last``), so every process makes the same number of
+    steps with the same number of examples.
+    """
+    local_batch = check_batch_size(batch_size, world_size)
+    sampler = DistributedSampler(data, num_replicas=world_size, rank=rank, shuffle=True, seed=seed,
+                                 drop_last=True)
+    return DataLoader(data, batch_size=local_batch, sampler=sampler, drop_last=True), sampler
+
+
+def _average(metrics: dict[str, float], device: torch.device) -> dict[str, float]:
+    """The mean of each value over all processes (equal example counts, so exact per-example means)."""
+    if not dist.is_initialized():
+        return metrics
+    values = torch.tensor(list(metrics.values()), dtype=torch.float64, device=device)
+    dist.all_reduce(values)  # sum over processes
+    return dict(zip(metrics, (values / dist.get_world_size()).tolist(), strict=True))
+
+
+def train(
+    dataset: str, model_name: str, hidden_units: int, epochs: int, batch_size: int, lr: float, seed: int,
+    device: torch.device, rank: int = 0, world_size: int = 1, verbose: bool = True,
+) -> tuple[nn.Module, list[dict[str, float]]]:
+    """Train on this process's share of the data; return the (unwrapped) model and, on rank 0, the history.
+
+    With a process group initialised (under torchrun) the model is wrapped in
+    ``DistributedDataParallel``; otherwise this is ordinary single-process
+    training. The history is only filled on rank 0, which evaluates on the test set.
+    """
+    X_train, X_test, y_train, y_test = load_data(dataset, seed)
+    train_loader, sampler = make_train_loader(TensorPairDataset(X_train, y_train), batch_size, rank,
+                                              world_size, seed)
+    test_loader = DataLoader(TensorPairDataset(X_test, y_test), batch_size=batch_size)
+    set_seed(seed)  # the same initial weights in every process (DDP also copies rank 0's to the others)
+    model = build_model(model_name, hidden_units).to(device)
+    ddp = dist.is_initialized()
+    train_model = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None) \
+        if ddp else model
+    optimizer = torch.optim.Adam(train_model.parameters(), lr=lr)
+    loss_fn = nn.CrossEntropyLoss()  # mean over the local batch; DDP averages these means over processes
+    history: list[dict[str, float]] = []
+    for epoch in range(1, epochs + 1):
+        sampler.set_epoch(epoch)  # a new shuffle each epoch, the same in every process
+        metrics = {"epoch": epoch, **_average(train_one_epoch(train_model, train_loader, loss_fn, optimizer,
+                                                              device), device)}
+        if rank == 0:
+            metrics.update(evaluate(model, test_loader, loss_fn, device))
+            history.append(metrics)
+            if verbose:
+                print(format_epoch(metrics), flush=True)
+    return model, history
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m helpers.distributed", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Data-parallel training of a digits classifier; start it with torchrun.",
+    )
+    parser.add_argument("--dataset", metavar="NAME", default="digits", help="data set: 'digits' (offline)")
+    parser.add_argument("--model", metavar="NAME", default="mlp", help="'mlp' or 'tinyvgg'")
+    parser.add_argument("--hidden-units", metavar="N", type=parse_value, default=64, help="width of the model")
+    parser.add_argument("--epochs", metavar="N", type=parse_value, default=5, help="passes over the data")
+    parser.add_argument("--batch-size", metavar="N", type=parse_value, default=64,
+                        help="global batch: the examples of one step, over all processes together")
+    parser.add_argument("--lr", metavar="RATE", type=parse_value, default=0.003, help="Adam's learning rate")
+    parser.add_argument("--seed", metavar="N", type=parse_value, default=42, help="seed for split and weights")
+    parser.add_argument("--device", metavar="NAME", default="cpu",
+                        help="'cpu' (gloo backend) or 'cuda' (nccl, one GPU per process: cuda:LOCAL_RANK)")
+    parser.add_argument("--out", metavar="DIR", default="", help="rank 0 writes here ('' means runs/ddp)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one process of a torchrun job (or a single process without torchrun); return the exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    rank, world_size = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    try:
+        validate(args)
+        check_batch_size(args.batch_size, world_size)
+        device = get_device(args.device)
+        if device.type == "cuda":
+            device = torch.device("cuda", local_rank)  # one GPU per process on this machine
+        out = runs_dir(args.out, "ddp")
+        if rank == 0:
+            prepare_dir(out, parameter="--out")
+    except (ParameterError, PermissionError) as error:
+        message = str(error).replace("-p --out", "--out")
+        print(f"{parser.prog}: error: {message}", file=sys.stderr)
+        return 2
+    if "RANK" in os.environ:  # started by torchrun: join the other processes
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    local_batch = args.batch_size // world_size
+    print(f"rank {rank} of {world_size}: batches of {local_batch} on {device}", flush=True)
+    try:
+        model, history = train(args.dataset, args.model, args.hidden_units, args.epochs, args.batch_size,
+                               args.lr, args.seed, device, rank, world_size)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    if rank == 0:  # only one process writes, or they would overwrite each other's files
+        config = {**vars(args), "device": str(device), "world_size": world_size}
+        Path(out, "history.json").write_text(json.dumps({"config": config, "history": history}, indent=1))
+        save_state_dict(model, Path(out, "model.pt"))
+        print(f"rank 0 wrote history.json and model.pt to {args.out or out}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

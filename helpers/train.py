@@ -1,0 +1,144 @@
+"""The digits training of 03_train as a command-line script (introduced in 10_going_further).
+
+    python -m helpers.train --dataset digits --model tinyvgg --epochs 5 --batch-size 64 \\
+        --lr 0.003 --seed 42 --device auto --out runs/cli
+
+Every value is checked with :func:`helpers.params.check_params`, so a bad one
+gives the notebooks' message: one line on stderr and exit code 2, before
+anything is written. The script prints one line per epoch and writes
+``history.json`` and ``model.pt`` (the model's ``state_dict``) to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from helpers.data import TensorPairDataset, load_digits, make_loaders, split_tensors
+from helpers.device import get_device, set_seed
+from helpers.engine import fit
+from helpers.models import MLP, TinyVGG
+from helpers.params import ParameterError, check_params
+from helpers.paths import prepare_dir, runs_dir
+
+__all__ = ["DATASETS", "MODELS", "build_model", "build_parser", "load_data", "main", "parse_value",
+           "save_state_dict", "validate"]
+
+DATASETS = ("digits",)
+MODELS = ("tinyvgg", "mlp")
+TEST_FRACTION = 0.2
+
+
+def parse_value(text: str) -> int | float | str:
+    """``"5"`` -> 5, ``"0.003"`` -> 0.003, anything else stays text, so check_params can name the problem."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line options; numbers stay unchecked here and are validated by :func:`validate`."""
+    parser = argparse.ArgumentParser(
+        prog="python -m helpers.train", description="Train a digits classifier (the loop of 03_train).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--dataset", metavar="NAME", default="digits", help="data set: 'digits' (offline)")
+    parser.add_argument("--model", metavar="NAME", default="tinyvgg", help="'tinyvgg' (small CNN) or 'mlp'")
+    parser.add_argument("--hidden-units", metavar="N", type=parse_value, default=16, help="width of the model")
+    parser.add_argument("--epochs", metavar="N", type=parse_value, default=5, help="passes over the training data")
+    parser.add_argument("--batch-size", metavar="N", type=parse_value, default=64, help="examples per training step")
+    parser.add_argument("--lr", metavar="RATE", type=parse_value, default=0.003, help="Adam's learning rate")
+    parser.add_argument("--seed", metavar="N", type=parse_value, default=42, help="seed for split, weights, shuffling")
+    parser.add_argument("--device", metavar="NAME", default="auto", help="'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
+    parser.add_argument("--out", metavar="DIR", default="", help="output folder ('' means runs/train in the project)")
+    return parser
+
+
+# option -> the notebook parameter whose rule it follows
+_OPTIONS = {"dataset": "DATASET", "model": "MODEL", "hidden_units": "HIDDEN_UNITS", "epochs": "EPOCHS",
+            "batch_size": "BATCH_SIZE", "lr": "LEARNING_RATE", "seed": "SEED", "out": "RUNS_DIR"}
+
+
+def validate(args: argparse.Namespace) -> None:
+    """Check every option with the notebooks' rules; raise ParameterError naming the option."""
+    choices = {"DATASET": DATASETS, "MODEL": MODELS}
+    for option, name in _OPTIONS.items():
+        try:
+            check_params({name: getattr(args, option)}, choices={k: v for k, v in choices.items() if k == name})
+        except ParameterError as error:
+            raise ParameterError(f"--{option.replace('_', '-')}: {error}") from None
+
+
+def load_data(dataset: str, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``X_train, X_test, y_train, y_test`` of ``dataset``, split 80/20 with ``seed`` as in 03_train."""
+    if dataset != "digits":
+        raise ValueError(f"unknown data set {dataset!r}: choose one of {', '.join(DATASETS)}")
+    images, labels = load_digits()  # (N, 1, 8, 8), (N,)
+    return split_tensors(images, labels, test_fraction=TEST_FRACTION, seed=seed)
+
+
+def build_model(name: str, hidden_units: int, in_channels: int = 1, image_size: int = 8,
+                num_classes: int = 10) -> nn.Module:
+    """A fresh ``TinyVGG`` or ``MLP`` by name (initial weights come from the global seed)."""
+    if name == "tinyvgg":
+        return TinyVGG(in_channels, hidden_units, num_classes)
+    if name == "mlp":
+        return MLP(in_channels * image_size * image_size, hidden_units, num_classes)
+    raise ValueError(f"unknown model {name!r}: choose one of {', '.join(MODELS)}")
+
+
+def save_state_dict(model: nn.Module, path: Path) -> Path:
+    """``torch.save`` the weights (moved to the CPU) to a temporary file, then rename it to ``path``."""
+    state = {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}
+    temporary = path.with_name(path.name + ".tmp")
+    torch.save(state, temporary)
+    os.replace(temporary, path)  # a crash while saving never leaves half a file under the real name
+    return path
+
+
+def _train(args: argparse.Namespace, device: torch.device, out: Path) -> dict[str, Any]:
+    X_train, X_test, y_train, y_test = load_data(args.dataset, args.seed)
+    train_loader, test_loader = make_loaders(
+        TensorPairDataset(X_train, y_train), TensorPairDataset(X_test, y_test), args.batch_size, seed=args.seed
+    )
+    set_seed(args.seed)  # the same initial weights on every run
+    model = build_model(args.model, args.hidden_units).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    history = fit(model, train_loader, test_loader, nn.CrossEntropyLoss(), optimizer, args.epochs, device,
+                  progress="lines")
+    config = {**vars(args), "device": str(device)}
+    (out / "history.json").write_text(json.dumps({"config": config, "history": history}, indent=1))
+    save_state_dict(model, out / "model.pt")
+    return history[-1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse, validate, train and save; return the exit code (0 done, 2 bad value)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        validate(args)
+        device = get_device(args.device)
+        out = prepare_dir(runs_dir(args.out, "train"), parameter="--out")
+    except (ParameterError, PermissionError) as error:
+        message = str(error).replace("-p --out", "--out")  # prepare_dir speaks of notebook parameters
+        print(f"{parser.prog}: error: {message}", file=sys.stderr)
+        return 2
+    print(f"training {args.model} on {args.dataset} for {args.epochs} epochs on {device}", flush=True)
+    last = _train(args, device, out)
+    print(f"test accuracy {last['test_acc']:.2%}; wrote history.json and model.pt to {args.out or out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""helpers.distributed: the batch split, and a real two-process torchrun run matching one process."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from helpers.data import TensorPairDataset
+from helpers.device import set_seed
+from helpers.distributed import check_batch_size, main, make_train_loader, train
+from helpers.params import ParameterError
+from helpers.train import build_model
+
+
+def labelled_indices(n: int) -> TensorPairDataset:
+    """A data set whose labels are the example indices, to see which examples each batch holds."""
+    return TensorPairDataset(torch.zeros(n, 1), torch.arange(n))
+
+
+@pytest.mark.parametrize(("n", "batch_size", "world_size"), [(37, 8, 2), (100, 12, 3), (64, 16, 4)])
+def test_the_processes_together_see_exactly_the_single_process_batches(n, batch_size, world_size):
+    data = labelled_indices(n)
+    single, single_sampler = make_train_loader(data, batch_size, rank=0, world_size=1, seed=3)
+    shares = [make_train_loader(data, batch_size, rank, world_size, seed=3) for rank in range(world_size)]
+    for epoch in (1, 2):
+        single_sampler.set_epoch(epoch)
+        for _, sampler in shares:
+            sampler.set_epoch(epoch)
+        per_rank = [[y.tolist() for _, y in loader] for loader, _ in shares]
+        expected = [y.tolist() for _, y in single]
+        assert len(expected) == n // batch_size  # the short last batch is dropped
+        for k, batch in enumerate(expected):
+            local = [per_rank[rank][k] for rank in range(world_size)]
+            assert all(len(part) == batch_size // world_size for part in local)
+            assert sorted(sum(local, [])) == sorted(batch)  # disjoint shares that make up the batch
+
+
+def test_a_new_epoch_shuffles_differently():
+    loader, sampler = make_train_loader(labelled_indices(40), 8, rank=0, world_size=1, seed=0)
+    sampler.set_epoch(1)
+    first = [y.tolist() for _, y in loader]
+    sampler.set_epoch(2)
+    assert [y.tolist() for _, y in loader] != first
+
+
+def test_batch_size_must_split_evenly_over_the_processes():
+    assert check_batch_size(64, 2) == 32
+    with pytest.raises(ParameterError, match=r"^BATCH_SIZE = 63 is not allowed: with 2 processes it must be a "
+                                             r"multiple of 2"):
+        check_batch_size(63, 2)
+
+
+def test_batch_size_that_does_not_split_exits_2_before_writing(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")  # as torchrun would set it
+    monkeypatch.setenv("RANK", "0")
+    assert main(["--batch-size", "63", "--out", str(tmp_path / "out")]) == 2
+    assert "BATCH_SIZE = 63 is not allowed" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.notebook  # starts three Python processes: seconds, like a notebook run
+def test_two_processes_with_ddp_end_with_the_weights_of_one_process(tmp_path):
+    settings = {"epochs": 2, "batch_size": 32, "lr": 0.01, "seed": 7}
+    command = [sys.executable, "-m", "torch.distributed.run", "--nnodes=1", "--nproc_per_node=2",
+               "--master_addr=127.0.0.1", f"--master_port={free_port()}", "-m", "helpers.distributed",
+               "--model", "mlp", "--hidden-units", "16", "--device", "cpu", "--out", str(tmp_path),
+               *[f"--{k.replace('_', '-')}={v}" for k, v in settings.items()]]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    if sys.platform.startswith("linux"):
+        env["GLOO_SOCKET_IFNAME"] = "lo"
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "rank 0 of 2: batches of 16" in result.stdout and "rank 1 of 2: batches of 16" in result.stdout
+    assert {p.name for p in tmp_path.iterdir()} == {"history.json", "model.pt"}  # rank 0 only, no temp files
+
+    single, single_history = train("digits", "mlp", 16, settings["epochs"], settings["batch_size"],
+                                   settings["lr"], settings["seed"], torch.device("cpu"), verbose=False)
+    ddp_weights = torch.load(tmp_path / "model.pt", weights_only=True)
+    set_seed(settings["seed"])
+    initial = build_model("mlp", hidden_units=16)  # the weights both runs started from
+    for name, tensor in single.state_dict().items():
+        assert torch.allclose(ddp_weights[name], tensor, rtol=0, atol=1e-5), name
+        assert not torch.allclose(initial.state_dict()[name], tensor, atol=1e-3)  # training moved them
+    saved = json.loads((tmp_path / "history.json").read_text())
+    assert saved["config"]["world_size"] == 2
+    ddp_history = saved["history"]
+    assert [h["epoch"] for h in ddp_history] == [1, 2]
+    for ddp_epoch, single_epoch in zip(ddp_history, single_history, strict=True):
+        assert ddp_epoch["train_loss"] == pytest.approx(single_epoch["train_loss"], abs=1e-5)
+        assert ddp_epoch["train_acc"] == pytest.approx(single_epoch["train_acc"], abs=1e-9)
+        assert ddp_epoch["test_acc"] == pytest.approx(single_epoch["test_acc"], abs=1e-9)
