@@ -95,3 +95,13 @@ def test_no_installs_writes_of_package_or_absolute_paths(nb):
 def test_cells_are_short(nb):
     for cell in code_cells(nb):
         assert len(source(cell).splitlines()) <= 25, f"cell too long:\n{source(cell)[:200]}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_papermill_sees_every_parameter(path):
+    """papermill parses the parameters cell itself; a comment with a second '=' hides a name from it."""
+    import papermill
+
+    first = code_cells(load(path))[0]
+    names = {t.id for node in ast.parse(source(first)).body for t in node.targets}
+    assert set(papermill.inspect_notebook(str(path))) == names
