@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@echo "installing the project and its pinned dependencies into $(VENV) (a few minutes the first time) ..."
 	@# pip warns about each unreachable extra index of a machine's pip config; keep real errors only
-	@$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[dev]" 2>&1 \
+	@$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[dev,bench]" 2>&1 \
 		| { grep -v "^WARNING: Location '.*' is ignored" || true; }
 	@touch $(STAMP)
 
@@ -31,12 +31,17 @@ lab: setup
 	@$(VENV)/bin/jupyter lab notebooks
 
 # Re-execute the committed notebooks in place (default parameters, CPU), keeping outputs.
+# One thread, as in make test, so the committed numbers are the ones CI reproduces.
 notebooks: setup
-	@$(PY) -m helpers.series --refresh $(ARGS)
+	@OMP_NUM_THREADS=1 $(PY) -m helpers.series --refresh $(ARGS)
 
 lint: setup
 	@$(PY) -m ruff check helpers tests notebooks
 	@$(PY) -m pytest -q tests/test_notebook_lint.py tests/test_environment.py
+
+# Side-by-side speed of the training loop (see benchmarks/README.md); ARGS="--device cuda" on a GPU.
+bench: setup
+	@$(PY) benchmarks/bench_training.py $(ARGS)
 
 clean:
 	rm -rf runs .pytest_cache

@@ -20,6 +20,15 @@ _EXPORTS = {
     "plots": ["plot_confusion_matrix", "plot_decision_boundary", "plot_image_grid",
               "plot_loss_curves", "plot_predictions"],
     "records": ["read_records", "record"],
+    "metrics": ["accuracy", "make_classification_metrics", "most_confident_mistakes"],
+    "tracking": ["ExperimentConfig", "TensorBoardHook", "format_results_table", "log_hparams",
+                 "make_tensorboard_hook", "mean_std", "plot_results", "summarize_runs", "tensorboard_dir"],
+    "checkpoint": ["CheckpointError", "atomic_save", "checkpoint_hook", "load_checkpoint", "load_weights",
+                   "restore_checkpoint", "safe_load", "save_checkpoint", "save_weights"],
+    "shapes": ["SHAPE_CLASSES", "draw_shape", "make_shapes"],
+    "vision": ["DatasetUnavailableError", "load_image_dataset", "train_and_time"],
+    "folders": ["ImageFolderDataset", "ImageFolderError", "predict_image"],
+    "transfer": ["TransferModel", "load_pretrained_backbone"],
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 

@@ -114,7 +114,7 @@ def safe_load(path: str | Path, map_location: MapLocation = "cpu") -> Any:
                 "instead of the whole model; use weights_only=False only for a file you made yourself"
             ) from None
         raise _corrupt(path, error) from None
-    except (RuntimeError, EOFError, ValueError, zipfile.BadZipFile) as error:
+    except (RuntimeError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as error:  # KeyError: legacy format, cut short
         raise _corrupt(path, error) from None
 
 

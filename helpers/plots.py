@@ -70,7 +70,8 @@ def plot_image_grid(
     """Images (N, C, H, W) in a grid titled by label; with predictions, wrong ones in red."""
     n = len(images)
     nrows = max(1, -(-n // ncols))
-    fig = Figure(figsize=(1.3 * min(n, ncols), 1.5 * nrows + (0.4 if title else 0)))
+    row_height = 1.5 if predictions is None else 1.9  # two-line titles need room above each image
+    fig = Figure(figsize=(1.3 * min(n, ncols), row_height * nrows + (0.4 if title else 0)))
     axes = np.atleast_1d(fig.subplots(nrows, min(n, ncols))).ravel()
     for i, ax in enumerate(axes):
         ax.axis("off")

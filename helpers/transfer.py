@@ -194,7 +194,7 @@ def _read_saved(path: Path) -> dict[str, Any] | None:
     """The saved pretraining file, or None when there is none or it cannot be read (then we pretrain again)."""
     try:
         saved = safe_load(path)
-    except (CheckpointError, KeyError, OSError):  # damaged: pretrain again and overwrite it
+    except (CheckpointError, OSError):  # damaged: pretrain again and overwrite it
         return None
     return saved if isinstance(saved, dict) else None
 

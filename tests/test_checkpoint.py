@@ -236,13 +236,13 @@ def test_missing_file(tmp_path):
     assert isinstance(info.value, FileNotFoundError)
 
 
-@pytest.mark.parametrize("damage", ["random", "truncated", "empty"])
+@pytest.mark.parametrize("damage", ["random", "truncated", "empty", "text"])
 def test_corrupt_file(tmp_path, damage):
     path = tmp_path / "c.pt"
     save_weights(nn.Linear(8, 8), path)
     data = path.read_bytes()
     damaged = {"random": np.random.default_rng(0).bytes(len(data)), "truncated": data[: len(data) // 2],
-               "empty": b""}[damage]
+               "empty": b"", "text": b"half a download"}[damage]
     path.write_bytes(damaged)
     with pytest.raises(CorruptCheckpointError, match=r"c\.pt is damaged or not a PyTorch file.*save it again"):
         load_weights(nn.Linear(8, 8), path)

@@ -21,7 +21,8 @@ def split(requirement: str) -> tuple[str, str]:
 
 def pyproject_requirements() -> dict[str, str]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    requirements = project["dependencies"] + project["optional-dependencies"]["dev"]
+    extras = project["optional-dependencies"]
+    requirements = project["dependencies"] + extras["dev"] + extras["bench"]
     return dict(split(r) for r in requirements)
 
 
@@ -29,7 +30,7 @@ def conda_requirements() -> dict[str, str]:
     found = {}
     text = (ROOT / "environment.yml").read_text()
     for line in text.split("dependencies:", 1)[1].splitlines():
-        match = re.match(r"^  - ([^\s#]+)\s*$", line)
+        match = re.match(r"^  - ([^\s#]+)\s*(#.*)?$", line)
         if match and match.group(1) not in ("pip", "pip:"):
             name, bound = split(match.group(1))
             if name != "python":
