@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from tqdm.std import tqdm
 
-__all__ = ["EpochHook", "evaluate", "fit", "predict", "train_one_epoch"]
+__all__ = ["EpochHook", "evaluate", "fit", "format_epoch", "predict", "train_one_epoch"]
 
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
 EpochHook = Callable[[int, dict[str, float]], "bool | None"]
