@@ -27,12 +27,13 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
+from helpers.checkpoint import save_weights
 from helpers.data import TensorPairDataset
 from helpers.device import get_device, set_seed
 from helpers.engine import evaluate, format_epoch, train_one_epoch
 from helpers.params import ParameterError
 from helpers.paths import prepare_dir, runs_dir
-from helpers.train import build_model, load_data, parse_value, save_state_dict, validate
+from helpers.train import build_model, load_data, parse_value, validate
 
 __all__ = ["check_batch_size", "main", "make_train_loader", "train"]
 
@@ -158,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     if rank == 0:  # only one process writes, or they would overwrite each other's files
         config = {**vars(args), "device": str(device), "world_size": world_size}
         Path(out, "history.json").write_text(json.dumps({"config": config, "history": history}, indent=1))
-        save_state_dict(model, Path(out, "model.pt"))
+        save_weights(model, Path(out, "model.pt"))  # the plain module inside DDP
         print(f"rank 0 wrote history.json and model.pt to {args.out or out}", flush=True)
     return 0
 

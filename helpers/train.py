@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from helpers.checkpoint import save_weights
 from helpers.data import TensorPairDataset, load_digits, make_loaders, split_tensors
 from helpers.device import get_device, set_seed
 from helpers.engine import fit
@@ -29,7 +29,7 @@ from helpers.params import ParameterError, check_params
 from helpers.paths import prepare_dir, runs_dir
 
 __all__ = ["DATASETS", "MODELS", "build_model", "build_parser", "load_data", "main", "parse_value",
-           "save_state_dict", "validate"]
+           "validate"]
 
 DATASETS = ("digits",)
 MODELS = ("tinyvgg", "mlp")
@@ -97,15 +97,6 @@ def build_model(name: str, hidden_units: int, in_channels: int = 1, image_size: 
     raise ValueError(f"unknown model {name!r}: choose one of {', '.join(MODELS)}")
 
 
-def save_state_dict(model: nn.Module, path: Path) -> Path:
-    """``torch.save`` the weights (moved to the CPU) to a temporary file, then rename it to ``path``."""
-    state = {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}
-    temporary = path.with_name(path.name + ".tmp")
-    torch.save(state, temporary)
-    os.replace(temporary, path)  # a crash while saving never leaves half a file under the real name
-    return path
-
-
 def _train(args: argparse.Namespace, device: torch.device, out: Path) -> dict[str, Any]:
     X_train, X_test, y_train, y_test = load_data(args.dataset, args.seed)
     train_loader, test_loader = make_loaders(
@@ -118,7 +109,7 @@ def _train(args: argparse.Namespace, device: torch.device, out: Path) -> dict[st
                   progress="lines")
     config = {**vars(args), "device": str(device)}
     (out / "history.json").write_text(json.dumps({"config": config, "history": history}, indent=1))
-    save_state_dict(model, out / "model.pt")
+    save_weights(model, out / "model.pt")  # atomic: a crash never leaves half a file
     return history[-1]
 
 
