@@ -155,8 +155,8 @@ class InMemoryLoader:
         n = len(self.X)
         if self.shuffle:
             order = torch.randperm(n, generator=self.generator).to(self.X.device)
-            X, y = self.X[order], self.y[order]
+            X, y = self.X.index_select(0, order), self.y.index_select(0, order)  # X[order], a few times faster
         else:
             X, y = self.X, self.y
-        for start in range(0, n, self.batch_size):
-            yield X[start:start + self.batch_size], y[start:start + self.batch_size]
+        if n > 0:  # split() would turn no rows into one empty batch
+            yield from zip(X.split(self.batch_size), y.split(self.batch_size), strict=True)  # views, no copies

@@ -146,3 +146,19 @@ def test_predict_on_tensor_and_loader_agree():
 def test_empty_loader_is_a_clear_error():
     with pytest.raises(ValueError, match="the loader gave no batches"):
         evaluate(nn.Linear(4, 3), [], nn.CrossEntropyLoss(), CPU)
+
+
+def test_averages_stay_exact_over_many_batches_read_in_chunks():
+    torch.manual_seed(0)
+    X, y = classification_data(n=601)
+    model = nn.Linear(4, 3)
+    loader = DataLoader(TensorDataset(X, y), batch_size=2)  # 301 batches: values are read in more than one chunk
+    metrics = evaluate(model, loader, nn.CrossEntropyLoss(), CPU)
+    with torch.no_grad():
+        per_batch = [(nn.functional.cross_entropy(model(xb), yb).item(), len(yb)) for xb, yb in loader]
+        correct = (model(X).argmax(1) == y).sum().item()
+    expected = 0.0
+    for loss, n in per_batch:  # one .item() per batch, summed in order: the old, slow way
+        expected += loss * n
+    assert metrics["test_loss"] == expected / 601  # identical, not just close
+    assert metrics["test_acc"] == correct / 601
