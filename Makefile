@@ -36,7 +36,7 @@ notebooks: setup
 	@OMP_NUM_THREADS=1 $(PY) -m helpers.series --refresh $(ARGS)
 
 lint: setup
-	@$(PY) -m ruff check helpers tests notebooks
+	@$(PY) -m ruff check helpers tests notebooks benchmarks
 	@$(PY) -m pytest -q tests/test_notebook_lint.py tests/test_environment.py
 
 # Side-by-side speed of the training loop (see benchmarks/README.md); ARGS="--device cuda" on a GPU.
