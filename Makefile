@@ -1,7 +1,6 @@
 # Thin wrappers; see README.md. PYTHON picks the interpreter that creates .venv.
 PYTHON ?= python3
 SHELL := bash
-.SHELLFLAGS := -o pipefail -c
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
@@ -15,9 +14,10 @@ $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "Python 3.10 or newer is needed: run make PYTHON=python3.12 (or another 3.10+ interpreter)")'
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@echo "installing the project and its pinned dependencies into $(VENV) (a few minutes the first time) ..."
-	@# pip warns about each unreachable extra index of a machine's pip config; keep real errors only
-	@$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[dev,bench]" 2>&1 \
-		| { grep -v "^WARNING: Location '.*' is ignored" || true; }
+	@# pip's output goes to a log, shown only when the install fails
+	@$(PY) -m pip install --disable-pip-version-check -c constraints.txt -e ".[dev,bench]" \
+		> $(VENV)/install.log 2>&1 \
+		|| { tail -n 40 $(VENV)/install.log; echo "make setup: pip failed (whole log: $(VENV)/install.log)"; exit 1; }
 	@touch $(STAMP)
 
 run: setup
