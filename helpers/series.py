@@ -40,7 +40,15 @@ class NotebookResult:
     wall_seconds: float  # everything, kernel start included
     headline: str        # "name = value" of the recorded headline metric, or ""
     error: str = ""
-    peak_mib: float = 0.0  # largest memory (resident) of the kernel and its child processes
+    peak_mib: float = 0.0  # largest memory of the kernel and its child processes together (PSS)
+
+
+def _footprint(process: Any) -> int:
+    """Bytes of memory a process really uses: PSS on Linux (shared libraries split among the
+    processes that map them, so several processes importing torch are not counted several times),
+    resident size elsewhere."""
+    info = process.memory_full_info()
+    return getattr(info, "pss", info.rss)
 
 
 class _PeakMemory:
@@ -59,7 +67,7 @@ class _PeakMemory:
             total = 0
             for child in me.children(recursive=True):
                 try:
-                    total += child.memory_info().rss
+                    total += _footprint(child)
                 except psutil.Error:  # the process ended between listing and reading
                     pass
             self.peak_bytes = max(self.peak_bytes, total)
