@@ -22,17 +22,17 @@ Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
 EpochHook = Callable[[int, dict[str, float]], "bool | None"]
 
 
-_READ_EVERY = 256  # batches whose values wait on the device before one read: bounds memory, rare syncs
+_READ_EVERY = 64  # batches whose outputs wait on the device before one read: bounds memory, rare syncs
 
 
 class _Totals:
     """Running sums that give exact per-example means.
 
     Reading a number from a GPU (``.item()``) makes Python wait until the GPU has caught up; once
-    per batch, that stalls the queue of work. So each batch's mean loss and its matches of
-    prediction and label stay on the device and are read together, every ``_READ_EVERY`` batches
-    and at the end. The sums are formed in the same order as one read per batch would form them,
-    so the results are identical to the last bit.
+    per batch, that stalls the queue of work. So each batch's mean loss, outputs and labels stay on
+    the device and are read together, every ``_READ_EVERY`` batches and at the end: one ``argmax``
+    over all of them instead of one per batch. The loss sums are formed in the same order as one
+    read per batch would form them, so the results are identical to the last bit.
     """
 
     def __init__(self) -> None:
@@ -40,13 +40,15 @@ class _Totals:
         self.classes = True
         self.losses: list[torch.Tensor] = []  # batch mean losses, not read yet
         self.sizes: list[int] = []
-        self.matches: list[torch.Tensor] = []  # per example: predicted class == label
+        self.outputs: list[torch.Tensor] = []  # (B, num_classes) per batch, for accuracy
+        self.labels: list[torch.Tensor] = []  # (B,) per batch
 
     def add(self, loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
-        self.losses.append(loss.reshape(()))  # a mean-reduced loss is one value
+        self.losses.append(loss if loss.dim() == 0 else loss.reshape(()))  # a mean-reduced loss: one value
         self.sizes.append(len(y))
-        if self.classes and y.dim() == 1 and y.dtype in (torch.int64, torch.int32) and logits.dim() == 2:
-            self.matches.append(logits.argmax(dim=1) == y)
+        if self.classes and y.dim() == 1 and logits.dim() == 2 and y.dtype in (torch.int64, torch.int32):
+            self.outputs.append(logits)
+            self.labels.append(y)
         else:
             self.classes = False
         if len(self.sizes) >= _READ_EVERY:
@@ -59,8 +61,9 @@ class _Totals:
             self.loss_sum += loss * n
         self.count += sum(self.sizes)
         if self.classes:
-            self.correct += int(torch.cat(self.matches).sum())
-        self.losses, self.sizes, self.matches = [], [], []
+            predicted = torch.cat(self.outputs).argmax(dim=1)
+            self.correct += int((predicted == torch.cat(self.labels)).sum())
+        self.losses, self.sizes, self.outputs, self.labels = [], [], [], []
 
     def result(self, prefix: str) -> dict[str, float]:
         self._read()
