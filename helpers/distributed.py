@@ -143,8 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         if rank == 0:
             prepare_dir(out, parameter="--out")
     except (ParameterError, PermissionError) as error:
-        message = str(error).replace("-p --out", "--out")
-        print(f"{parser.prog}: error: {message}", file=sys.stderr)
+        print(f"{parser.prog}: error: {error}", file=sys.stderr)
         return 2
     if "RANK" in os.environ:  # started by torchrun: join the other processes
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")

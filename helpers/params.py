@@ -61,7 +61,7 @@ RULES: dict[str, Callable[[Any], str | None]] = {
     "LINE_EPOCHS": _positive_int,
     "BATCH_SIZE": _positive_int,
     "HIDDEN_UNITS": _positive_int,
-    "IMAGE_SIZE": _positive_int,
+    "IMAGE_SIZE": lambda v: None if _is_int(v) and v >= 8 else "must be a whole number of 8 or more, such as 32",
     "N_SAMPLES": _positive_int,
     "IMAGES_PER_CLASS": _positive_int,
     "LABELLED_PER_CLASS": _positive_int,

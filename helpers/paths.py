@@ -9,7 +9,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-__all__ = ["PROJECT_ROOT", "data_dir", "prepare_dir", "runs_dir"]
+__all__ = ["PROJECT_ROOT", "data_dir", "display_path", "prepare_dir", "runs_dir"]
 
 
 def _find_root() -> Path:
@@ -46,6 +46,15 @@ def prepare_dir(path: Path, parameter: str = "RUNS_DIR") -> Path:
     except OSError as error:
         raise PermissionError(
             f"cannot write to {path} ({error.strerror or error}): set {parameter} to a folder you "
-            f"can write to, for example -p {parameter} /tmp/pytorch-course-runs"
+            "can write to, for example ~/pytorch-course-runs"
         ) from None
     return path
+
+
+def display_path(path: Path) -> str:
+    """``path`` for printing: relative to the project folder when inside it, else with ``~`` for home."""
+    path = Path(path)
+    if path.is_relative_to(PROJECT_ROOT):
+        return str(path.relative_to(PROJECT_ROOT))
+    home = Path.home()
+    return str(Path("~") / path.relative_to(home)) if path.is_relative_to(home) else str(path)

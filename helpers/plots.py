@@ -124,7 +124,8 @@ def plot_confusion_matrix(matrix: torch.Tensor, class_names: Sequence[str]) -> F
     threshold = counts.max() / 2
     for i in ticks:
         for j in ticks:
-            ax.text(j, i, int(counts[i, j]), ha="center", va="center", fontsize=8,
+            label = f"{counts[i, j]:.2f}" if counts.dtype.kind == "f" else str(int(counts[i, j]))  # normalised
+            ax.text(j, i, label, ha="center", va="center", fontsize=8,
                     color="white" if counts[i, j] > threshold else "black")
     fig.tight_layout()
     return fig

@@ -122,8 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         device = get_device(args.device)
         out = prepare_dir(runs_dir(args.out, "train"), parameter="--out")
     except (ParameterError, PermissionError) as error:
-        message = str(error).replace("-p --out", "--out")  # prepare_dir speaks of notebook parameters
-        print(f"{parser.prog}: error: {message}", file=sys.stderr)
+        print(f"{parser.prog}: error: {error}", file=sys.stderr)
         return 2
     print(f"training {args.model} on {args.dataset} for {args.epochs} epochs on {device}", flush=True)
     last = _train(args, device, out)

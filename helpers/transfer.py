@@ -38,6 +38,7 @@ from helpers.data import TensorPairDataset, load_digits, make_loaders, split_ten
 from helpers.device import make_generator, set_seed
 from helpers.engine import fit
 from helpers.models import TinyVGG
+from helpers.paths import display_path
 
 __all__ = [
     "IMAGENET_ARCH", "MAX_LABELLED_PER_CLASS", "SOURCE_DIGITS", "TARGET_DIGITS", "WEIGHTS_CHOICES",
@@ -47,7 +48,7 @@ __all__ = [
 ]
 
 WEIGHTS_CHOICES = ("auto", "self")
-IMAGENET_ARCH = "mobilenet_v3_small"  # 2.5 M parameters, a 10 MB download: the lightest torchvision classifier
+IMAGENET_ARCH = "mobilenet_v3_small"  # 2.5 M parameters, a 10 MB download: small and accurate
 SOURCE_DIGITS = (0, 1, 2, 3, 4)
 TARGET_DIGITS = (5, 6, 7, 8, 9)
 MAX_LABELLED_PER_CLASS = 87  # digit 8 has 174 images: half are test images, the other 87 can be labelled
@@ -170,12 +171,12 @@ def fetch_imagenet_state_dict(weights: Any, download: bool = True, timeout: floa
     path = cached_weights_path(weights)
     if not path.is_file():
         if not download:
-            raise WeightsUnavailableError(f"{weights} is not in the torch.hub cache ({path})")
+            raise WeightsUnavailableError(f"{weights} is not in the torch.hub cache ({display_path(path)})")
         try:
             _download(weights.url, path, timeout)
         except Exception as error:  # offline, proxy, bad hash, full disk: all mean "not available"
             raise WeightsUnavailableError(
-                f"{weights} is not in the torch.hub cache ({path.parent}) and could not be downloaded "
+                f"{weights} is not in the torch.hub cache ({display_path(path.parent)}) and could not be downloaded "
                 f"({error}); to use it offline, put {path.name} from {weights.url} in that folder"
             ) from None
     try:

@@ -21,6 +21,7 @@ from helpers.checkpoint import (
     load_checkpoint,
     load_weights,
     restore_checkpoint,
+    safe_load,
     save_checkpoint,
     save_weights,
     set_rng_state,
@@ -275,3 +276,12 @@ def test_checkpoint_mapped_to_cuda_restores(digits, tmp_path):
     cuda_model = build(digits, seed=3)[0].to("cuda")
     assert restore_checkpoint(checkpoint, cuda_model, None, train_loader.generator) == 2
     assert same_parameters(cuda_model.cpu(), model)
+
+
+def test_any_garbage_is_reported_as_corrupt(tmp_path):
+    path = tmp_path / "garbage.pt"
+    rng = np.random.default_rng(0)
+    for _ in range(200):  # random bytes break the unpickler in many different ways
+        path.write_bytes(rng.bytes(int(rng.integers(1, 3000))))
+        with pytest.raises(CorruptCheckpointError, match="is damaged or not a PyTorch file"):
+            safe_load(path)

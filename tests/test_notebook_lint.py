@@ -105,3 +105,11 @@ def test_papermill_sees_every_parameter(path):
     first = code_cells(load(path))[0]
     names = {t.id for node in ast.parse(source(first)).body for t in node.targets}
     assert set(papermill.inspect_notebook(str(path))) == names
+
+
+def test_outputs_show_no_machine_paths(nb):
+    """Committed outputs print paths relative to the project (helpers.paths.display_path), not this machine's."""
+    for cell in code_cells(nb):
+        for output in cell.get("outputs", []):
+            text = "".join(output.get("text", "")) + "".join(output.get("data", {}).get("text/plain", ""))
+            assert not re.search(r"/(home|root|tmp|work|Users)/", text), text[:200]

@@ -37,3 +37,12 @@ def test_prepare_dir_names_the_parameter(tmp_path):
     (tmp_path / "f").write_text("x")
     with pytest.raises(PermissionError, match="set DATA_DIR"):
         prepare_dir(Path(tmp_path / "f" / "data"), parameter="DATA_DIR")
+
+
+def test_display_path_is_short_and_free_of_machine_details(tmp_path):
+    from helpers.paths import display_path
+
+    assert display_path(PROJECT_ROOT / "runs" / "05_experiment") == "runs/05_experiment"
+    assert display_path(Path.home() / ".cache" / "torch") == "~/.cache/torch"
+    outside = Path("/") / "srv" / "data"
+    assert display_path(outside) == str(outside)

@@ -46,3 +46,9 @@ def test_decision_boundary_and_confusion_matrix():
     matrix = torch.tensor([[5, 1], [0, 4]])
     texts = [t.get_text() for t in plot_confusion_matrix(matrix, ["cat", "dog"]).axes[0].texts]
     assert texts == ["5", "1", "0", "4"]
+
+
+def test_normalised_confusion_matrix_shows_fractions():
+    matrix = torch.tensor([[0.75, 0.25], [0.0, 1.0]])
+    texts = [t.get_text() for t in plot_confusion_matrix(matrix, ["cat", "dog"]).axes[0].texts]
+    assert texts == ["0.75", "0.25", "0.00", "1.00"]
