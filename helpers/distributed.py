@@ -152,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         model, history = train(args.dataset, args.model, args.hidden_units, args.epochs, args.batch_size,
                                args.lr, args.seed, device, rank, world_size)
+        if dist.is_initialized():
+            dist.barrier()  # rank 0 evaluates last; a rank that tore the group down early could abort at exit
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
