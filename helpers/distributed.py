@@ -33,7 +33,7 @@ from helpers.device import get_device, set_seed
 from helpers.engine import evaluate, format_epoch, train_one_epoch
 from helpers.params import ParameterError
 from helpers.paths import prepare_dir, runs_dir
-from helpers.train import build_model, load_data, parse_value, validate
+from helpers.train import build_model, build_parser, load_data, validate
 
 __all__ = ["check_batch_size", "main", "make_train_loader", "train"]
 
@@ -109,22 +109,16 @@ def train(
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m helpers.distributed", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    return build_parser(
+        prog="python -m helpers.distributed",
         description="Data-parallel training of a digits classifier; start it with torchrun.",
+        defaults={"model": "mlp", "hidden_units": 64, "device": "cpu"},
+        helps={"model": "'mlp' or 'tinyvgg'", "epochs": "passes over the data",
+               "batch_size": "global batch: the examples of one step, over all processes together",
+               "seed": "seed for split and weights",
+               "device": "'cpu' (gloo backend) or 'cuda' (nccl, one GPU per process: cuda:LOCAL_RANK)",
+               "out": "rank 0 writes here ('' means runs/ddp)"},
     )
-    parser.add_argument("--dataset", metavar="NAME", default="digits", help="data set: 'digits' (offline)")
-    parser.add_argument("--model", metavar="NAME", default="mlp", help="'mlp' or 'tinyvgg'")
-    parser.add_argument("--hidden-units", metavar="N", type=parse_value, default=64, help="width of the model")
-    parser.add_argument("--epochs", metavar="N", type=parse_value, default=5, help="passes over the data")
-    parser.add_argument("--batch-size", metavar="N", type=parse_value, default=64,
-                        help="global batch: the examples of one step, over all processes together")
-    parser.add_argument("--lr", metavar="RATE", type=parse_value, default=0.003, help="Adam's learning rate")
-    parser.add_argument("--seed", metavar="N", type=parse_value, default=42, help="seed for split and weights")
-    parser.add_argument("--device", metavar="NAME", default="cpu",
-                        help="'cpu' (gloo backend) or 'cuda' (nccl, one GPU per process: cuda:LOCAL_RANK)")
-    parser.add_argument("--out", metavar="DIR", default="", help="rank 0 writes here ('' means runs/ddp)")
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

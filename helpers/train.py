@@ -46,21 +46,37 @@ def parse_value(text: str) -> int | float | str:
     return text
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The command-line options; numbers stay unchecked here and are validated by :func:`validate`."""
+# option: (metavar, parse as a literal?, default, help) for the script; helpers.distributed overrides some
+_ARGUMENTS: dict[str, tuple[str, bool, Any, str]] = {
+    "dataset": ("NAME", False, "digits", "data set: 'digits' (offline)"),
+    "model": ("NAME", False, "tinyvgg", "'tinyvgg' (small CNN) or 'mlp'"),
+    "hidden_units": ("N", True, 16, "width of the model"),
+    "epochs": ("N", True, 5, "passes over the training data"),
+    "batch_size": ("N", True, 64, "examples per training step"),
+    "lr": ("RATE", True, 0.003, "Adam's learning rate"),
+    "seed": ("N", True, 42, "seed for split, weights, shuffling"),
+    "device": ("NAME", False, "auto", "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"),
+    "out": ("DIR", False, "", "output folder ('' means runs/train in the project)"),
+}
+
+
+def build_parser(
+    prog: str = "python -m helpers.train", description: str = "Train a digits classifier (the loop of 03_train).",
+    defaults: dict[str, Any] | None = None, helps: dict[str, str] | None = None,
+) -> argparse.ArgumentParser:
+    """The command-line options; numbers stay unchecked here and are validated by :func:`validate`.
+
+    ``defaults`` and ``helps`` replace the default value or help text of options by name
+    (``{"model": "mlp"}``), so another entry point shares the same options.
+    """
     parser = argparse.ArgumentParser(
-        prog="python -m helpers.train", description="Train a digits classifier (the loop of 03_train).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        prog=prog, description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--dataset", metavar="NAME", default="digits", help="data set: 'digits' (offline)")
-    parser.add_argument("--model", metavar="NAME", default="tinyvgg", help="'tinyvgg' (small CNN) or 'mlp'")
-    parser.add_argument("--hidden-units", metavar="N", type=parse_value, default=16, help="width of the model")
-    parser.add_argument("--epochs", metavar="N", type=parse_value, default=5, help="passes over the training data")
-    parser.add_argument("--batch-size", metavar="N", type=parse_value, default=64, help="examples per training step")
-    parser.add_argument("--lr", metavar="RATE", type=parse_value, default=0.003, help="Adam's learning rate")
-    parser.add_argument("--seed", metavar="N", type=parse_value, default=42, help="seed for split, weights, shuffling")
-    parser.add_argument("--device", metavar="NAME", default="auto", help="'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
-    parser.add_argument("--out", metavar="DIR", default="", help="output folder ('' means runs/train in the project)")
+    for name, (metavar, literal, default, help_text) in _ARGUMENTS.items():
+        parser.add_argument(
+            f"--{name.replace('_', '-')}", metavar=metavar, type=parse_value if literal else str,
+            default=(defaults or {}).get(name, default), help=(helps or {}).get(name, help_text),
+        )
     return parser
 
 
