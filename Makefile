@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@echo "installing the project and its pinned dependencies into $(VENV) (a few minutes the first time) ..."
 	@# pip's output goes to a log, shown only when the install fails
-	@$(PY) -m pip install --disable-pip-version-check -c constraints.txt -e ".[dev,bench]" \
+	@$(PY) -m pip install --disable-pip-version-check -c constraints.txt -e ".[dev]" \
 		> $(VENV)/install.log 2>&1 \
 		|| { tail -n 40 $(VENV)/install.log; echo "make setup: pip failed (whole log: $(VENV)/install.log)"; exit 1; }
 	@touch $(STAMP)
@@ -41,6 +41,8 @@ lint: setup
 
 # Side-by-side speed of the training loop (see benchmarks/README.md); ARGS="--device cuda" on a GPU.
 bench: setup
+	@$(PY) -c 'import lightning' 2>/dev/null || { echo "installing Lightning, used only by the benchmark ..."; \
+		$(PY) -m pip install --disable-pip-version-check -q -c constraints.txt -e ".[bench]"; }
 	@$(PY) benchmarks/bench_training.py $(ARGS)
 
 clean:

@@ -1,8 +1,13 @@
-"""Data as tensors: generated sets, the digits images, datasets and loaders (01_data)."""
+"""Data as tensors in memory: generated sets, the digits images and subsets of them, splits and loaders (01_data).
+
+Image data sets read from files (image folders, the generated shapes, torchvision's
+sets) live in :mod:`helpers.images`; anything that needs the network in
+:mod:`helpers.downloads`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -10,19 +15,24 @@ from torch.utils.data import DataLoader, Dataset
 from helpers.device import make_generator
 
 __all__ = [
+    "DATASETS",
     "DIGIT_CLASSES",
     "TOY_DATASETS",
     "InMemoryLoader",
     "TensorPairDataset",
+    "few_labelled_split",
+    "load_data",
     "load_digits",
     "make_line",
     "make_loaders",
     "make_toy_2d",
+    "select_digits",
     "split_tensors",
 ]
 
 TOY_DATASETS = ("circles", "moons", "blobs")
 DIGIT_CLASSES = [str(d) for d in range(10)]
+DATASETS = ("digits",)  # the sets load_data knows: what the command-line scripts train on
 
 
 def make_line(
@@ -85,6 +95,56 @@ def split_tensors(
     n_test = max(1, round(len(X) * test_fraction))
     test_idx, train_idx = order[:n_test], order[n_test:]
     return X[train_idx], X[test_idx], y[train_idx], y[test_idx]
+
+
+def load_data(
+    name: str, seed: int, test_fraction: float = 0.2
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``X_train, X_test, y_train, y_test`` of the data set ``name``, split as in 03_train (10_going_further)."""
+    if name != "digits":
+        raise ValueError(f"unknown data set {name!r}: choose one of {', '.join(DATASETS)}")
+    images, labels = load_digits()  # (N, 1, 8, 8), (N,)
+    return split_tensors(images, labels, test_fraction=test_fraction, seed=seed)
+
+
+def select_digits(X: torch.Tensor, y: torch.Tensor, digits: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The images of ``digits`` only, relabelled 0, 1, ... in the order given (09_transfer_learning).
+
+    >>> X, y = select_digits(torch.zeros(4, 1), torch.tensor([5, 0, 9, 5]), digits=[5, 9])
+    >>> y
+    tensor([0, 1, 0])
+    """
+    keep = torch.isin(y, torch.tensor(list(digits)))
+    new_label = torch.full((int(y.max()) + 1,), -1, dtype=torch.long)
+    new_label[list(digits)] = torch.arange(len(digits))
+    return X[keep], new_label[y[keep]]
+
+
+def few_labelled_split(
+    X: torch.Tensor, y: torch.Tensor, per_class: int, seed: int = 0, test_fraction: float = 0.5
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``X_labelled, y_labelled, X_test, y_test``: ``per_class`` labelled examples of each class (09).
+
+    Each class is shuffled with a seeded generator; its first ``test_fraction``
+    become test images, the next ``per_class`` the labelled training examples.
+    The test set does not depend on ``per_class``, so runs with more or fewer
+    labels are compared on the same images.
+    """
+    generator = make_generator(seed)
+    labelled, test = [], []
+    for label in range(int(y.max()) + 1):
+        members = torch.nonzero(y == label).flatten()
+        members = members[torch.randperm(len(members), generator=generator)]
+        n_test = round(len(members) * test_fraction)
+        if per_class < 1 or n_test + per_class > len(members):
+            raise ValueError(
+                f"cannot take {per_class} labelled examples of class {label}: it has "
+                f"{len(members) - n_test} images besides its test images (ask for 1 to {len(members) - n_test})"
+            )
+        test.append(members[:n_test])
+        labelled.append(members[n_test:n_test + per_class])
+    labelled_idx, test_idx = torch.cat(labelled), torch.cat(test)
+    return X[labelled_idx], y[labelled_idx], X[test_idx], y[test_idx]
 
 
 class TensorPairDataset(Dataset):

@@ -1,4 +1,4 @@
-"""Choosing a device and seeding random number generators (introduced in 00_fundamentals)."""
+"""Choosing a device, waiting for it, and seeding random number generators (introduced in 00_fundamentals)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 
 from helpers.params import ParameterError
 
-__all__ = ["DEVICE_CHOICES", "available_devices", "get_device", "make_generator", "set_seed"]
+__all__ = ["DEVICE_CHOICES", "available_devices", "get_device", "make_generator", "set_seed", "synchronize"]
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 
@@ -77,3 +77,15 @@ def make_generator(seed: int) -> torch.Generator:
     generator = torch.Generator()
     generator.manual_seed(seed)
     return generator
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait until ``device`` has finished its queued work; a no-op on the CPU.
+
+    CUDA and MPS run asynchronously: a call returns before the GPU has done the work, so a
+    clock read straight after it measures only the queueing. Call this before reading a clock.
+    """
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()

@@ -16,7 +16,6 @@ gradients, so the N processes make exactly the updates of one process.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -27,15 +26,15 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
-from helpers.checkpoint import save_weights
-from helpers.data import TensorPairDataset
+from helpers.checkpoint import save_json, save_weights
+from helpers.data import DATASETS, TensorPairDataset, load_data
 from helpers.device import get_device, set_seed
 from helpers.engine import evaluate, format_epoch, train_one_epoch
-from helpers.params import ParameterError
+from helpers.models import MODELS, build_model
+from helpers.params import ParameterError, build_parser, check_options
 from helpers.paths import prepare_dir, runs_dir
-from helpers.train import build_model, build_parser, load_data, validate
 
-__all__ = ["check_batch_size", "main", "make_train_loader", "train"]
+__all__ = ["check_batch_size", "main", "make_train_loader", "process_device", "train"]
 
 
 def check_batch_size(batch_size: int, world_size: int) -> int:
@@ -108,6 +107,25 @@ def train(
     return model, history
 
 
+def process_device(device: torch.device, local_rank: int) -> torch.device:
+    """The device of the process with ``local_rank`` on this machine: one GPU per process, or the CPU.
+
+    On CUDA, process ``local_rank`` uses GPU ``local_rank`` and makes it the current device
+    (``torch.cuda.set_device``) *before* the process group starts, so NCCL's communicator and
+    every allocation without an explicit index land on that GPU, not all on GPU 0.
+    """
+    if device.type != "cuda":
+        return device
+    count = torch.cuda.device_count()
+    if local_rank >= count:
+        raise ParameterError(
+            f"LOCAL_RANK = {local_rank} has no GPU: this machine has {count} CUDA device(s), so start at most "
+            f"{count} process(es) per machine (torchrun --nproc_per_node={count}), or use --device cpu."
+        )
+    torch.cuda.set_device(local_rank)
+    return torch.device("cuda", local_rank)
+
+
 def _parser() -> argparse.ArgumentParser:
     return build_parser(
         prog="python -m helpers.distributed",
@@ -128,19 +146,20 @@ def main(argv: list[str] | None = None) -> int:
     rank, world_size = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     local_rank = int(os.environ.get("LOCAL_RANK", 0))
     try:
-        validate(args)
+        check_options(args, {"DATASET": DATASETS, "MODEL": MODELS})
         check_batch_size(args.batch_size, world_size)
-        device = get_device(args.device)
-        if device.type == "cuda":
-            device = torch.device("cuda", local_rank)  # one GPU per process on this machine
-        out = runs_dir(args.out, "ddp")
+        device = process_device(get_device(args.device), local_rank)
+        out = runs_dir(args.out, "ddp", base=Path.cwd())
         if rank == 0:
             prepare_dir(out, parameter="--out")
     except (ParameterError, PermissionError) as error:
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
         return 2
     if "RANK" in os.environ:  # started by torchrun: join the other processes
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        if device.type == "cuda":  # device_id binds NCCL to this process's GPU from the start
+            dist.init_process_group("nccl", device_id=device)
+        else:
+            dist.init_process_group("gloo")
     local_batch = args.batch_size // world_size
     print(f"rank {rank} of {world_size}: batches of {local_batch} on {device}", flush=True)
     try:
@@ -153,8 +172,8 @@ def main(argv: list[str] | None = None) -> int:
             dist.destroy_process_group()
     if rank == 0:  # only one process writes, or they would overwrite each other's files
         config = {**vars(args), "device": str(device), "world_size": world_size}
-        Path(out, "history.json").write_text(json.dumps({"config": config, "history": history}, indent=1))
-        save_weights(model, Path(out, "model.pt"))  # the plain module inside DDP
+        save_json({"config": config, "history": history}, Path(out, "history.json"))
+        save_weights(model, Path(out, "model.pt"))  # the plain module inside DDP; both writes atomic
         print(f"rank 0 wrote history.json and model.pt to {args.out or out}", flush=True)
     return 0
 

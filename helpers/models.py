@@ -5,7 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["MLP", "LinearRegression", "TinyVGG", "count_parameters"]
+__all__ = ["MODELS", "MLP", "LinearRegression", "TinyVGG", "build_model", "count_parameters"]
+
+MODELS = ("tinyvgg", "mlp")  # the names build_model knows
 
 
 class LinearRegression(nn.Module):
@@ -99,3 +101,13 @@ class TinyVGG(nn.Module):
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     """Number of parameter values in ``model`` (only those with ``requires_grad`` if asked)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def build_model(name: str, hidden_units: int, in_channels: int = 1, image_size: int = 8,
+                num_classes: int = 10) -> nn.Module:
+    """A fresh ``TinyVGG`` or ``MLP`` by name (10_going_further); initial weights come from the global seed."""
+    if name == "tinyvgg":
+        return TinyVGG(in_channels, hidden_units, num_classes)
+    if name == "mlp":
+        return MLP(in_channels * image_size * image_size, hidden_units, num_classes)
+    raise ValueError(f"unknown model {name!r}: choose one of {', '.join(MODELS)}")

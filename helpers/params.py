@@ -3,16 +3,20 @@
 Every notebook validates its ``parameters`` cell with one call to
 :func:`check_params` before it writes anything. A bad value raises
 :class:`ParameterError` whose message names the parameter, the value given and
-what is allowed.
+what is allowed. The command-line scripts of 10_going_further (``helpers.train``,
+``helpers.distributed``) share one table of options, :func:`build_parser`, checked
+by the same rules with :func:`check_options`.
 """
 
 from __future__ import annotations
 
+import argparse
+import ast
 import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-__all__ = ["ParameterError", "check_params"]
+__all__ = ["ParameterError", "build_parser", "check_options", "check_params", "parse_value"]
 
 
 class ParameterError(ValueError):
@@ -111,3 +115,71 @@ def check_params(values: Mapping[str, Any], choices: Mapping[str, Iterable[Any]]
         problem = RULES[name](value)
         if problem:
             raise ParameterError(f"{name} = {value!r} is not allowed: {problem}.")
+
+
+def parse_value(text: str) -> Any:
+    """A value typed on a command line, read as papermill reads ``-p``: a Python literal where possible.
+
+    ``"5"`` -> 5, ``"0.003"`` -> 0.003, ``"True"`` -> True, ``"'mlp'"`` -> 'mlp'; anything else stays
+    text, so :func:`check_params` can name the problem.
+
+    >>> parse_value("5"), parse_value("0.003"), parse_value("ten")
+    (5, 0.003, 'ten')
+    """
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return text
+
+
+# option: (metavar, parse as a literal?, default, help, the notebook parameter whose rule it follows)
+OPTIONS: dict[str, tuple[str, bool, Any, str, str]] = {
+    "dataset": ("NAME", False, "digits", "data set: 'digits' (offline)", "DATASET"),
+    "model": ("NAME", False, "tinyvgg", "'tinyvgg' (small CNN) or 'mlp'", "MODEL"),
+    "hidden_units": ("N", True, 16, "width of the model", "HIDDEN_UNITS"),
+    "epochs": ("N", True, 5, "passes over the training data", "EPOCHS"),
+    "batch_size": ("N", True, 64, "examples per training step", "BATCH_SIZE"),
+    "lr": ("RATE", True, 0.003, "Adam's learning rate", "LEARNING_RATE"),
+    "seed": ("N", True, 42, "seed for split, weights, shuffling", "SEED"),
+    "device": ("NAME", False, "auto", "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'", "DEVICE"),
+    "out": ("DIR", False, "", "output folder ('' means runs/train in the project)", "RUNS_DIR"),
+}
+
+
+def build_parser(
+    prog: str, description: str, defaults: Mapping[str, Any] | None = None,
+    helps: Mapping[str, str] | None = None,
+) -> argparse.ArgumentParser:
+    """The command-line options of the training scripts (10_going_further), one per entry of ``OPTIONS``.
+
+    Values stay unchecked here (numbers are parsed with :func:`parse_value`); :func:`check_options`
+    checks them. ``defaults`` and ``helps`` replace an option's default value or help text by name
+    (``{"model": "mlp"}``), so each script shares the same options with its own defaults.
+    """
+    parser = argparse.ArgumentParser(
+        prog=prog, description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    for name, (metavar, literal, default, help_text, _) in OPTIONS.items():
+        parser.add_argument(
+            f"--{name.replace('_', '-')}", metavar=metavar, type=parse_value if literal else str,
+            default=(defaults or {}).get(name, default), help=(helps or {}).get(name, help_text),
+        )
+    return parser
+
+
+def check_options(args: argparse.Namespace, choices: Mapping[str, Iterable[Any]]) -> None:
+    """Check each option of :func:`build_parser` by its notebook parameter's rule.
+
+    ``choices`` gives the allowed values of the parameters that take a choice
+    (``{"DATASET": ["digits"], "MODEL": ["tinyvgg", "mlp"]}``). The device is
+    checked where it is resolved (``get_device``). A bad value raises
+    :class:`ParameterError` naming the option (``--epochs: EPOCHS = 0 is not allowed: ...``).
+    """
+    for option, (*_, name) in OPTIONS.items():
+        if name == "DEVICE":
+            continue
+        only = {name: choices[name]} if name in choices else {}
+        try:
+            check_params({name: getattr(args, option)}, choices=only)
+        except ParameterError as error:
+            raise ParameterError(f"--{option.replace('_', '-')}: {error}") from None

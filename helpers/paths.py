@@ -1,36 +1,75 @@
 """Where data and run artifacts go (00_fundamentals onwards).
 
 Artifacts never go next to the notebooks: by default they go to ``runs/`` and
-``data/`` at the project root, wherever the notebook was started from.
+``data/`` in the project folder. A relative ``RUNS_DIR`` or ``DATA_DIR`` is taken
+from the project folder too, so it means the same folder whether the notebook runs
+in JupyterLab, under ``make run`` or papermill, whatever the kernel's working folder.
+
+The project folder is the one holding this package when it is installed with
+``pip install -e .`` (as ``make setup`` does); otherwise the nearest folder, from the
+current one upwards, that holds the course (``pyproject.toml`` and ``notebooks/``).
 """
 
 from __future__ import annotations
 
 import tempfile
+from functools import cache
 from pathlib import Path
 
-__all__ = ["PROJECT_ROOT", "data_dir", "display_path", "prepare_dir", "runs_dir"]
+__all__ = ["PROJECT_ROOT", "data_dir", "display_path", "prepare_dir", "project_root", "runs_dir"]  # noqa: F822 (PROJECT_ROOT: module __getattr__)
+
+_PROJECT_NAME = 'name = "pytorch-workflow-notebooks"'
 
 
-def _find_root() -> Path:
+def _is_project(folder: Path) -> bool:
+    pyproject = folder / "pyproject.toml"
+    try:
+        return (folder / "notebooks").is_dir() and _PROJECT_NAME in pyproject.read_text(encoding="utf-8")
+    except OSError:
+        return False
+
+
+@cache
+def project_root() -> Path:
+    """The course's folder (see the module docstring); a clear ``RuntimeError`` when there is none."""
     here = Path(__file__).resolve().parent.parent
-    return here if (here / "pyproject.toml").exists() else Path.cwd()
+    cwd = Path.cwd().resolve()
+    for folder in (here, cwd, *cwd.parents):
+        if _is_project(folder):
+            return folder
+    raise RuntimeError(
+        f"cannot find the course folder: helpers is installed in {here}, outside it, and neither "
+        f"{Path.cwd()} nor a folder above it holds the course. Install it from the course folder with "
+        "`pip install -e .` (make setup does), or run from inside the course folder."
+    )
 
 
-PROJECT_ROOT = _find_root()
+def __getattr__(name: str) -> Path:
+    if name == "PROJECT_ROOT":  # looked up when first used, so importing this module never fails
+        return project_root()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def runs_dir(value: str, notebook: str) -> Path:
+def _resolve(value: str, base: Path | None) -> Path:
+    path = Path(value).expanduser()
+    return (path if path.is_absolute() else (base or project_root()) / path).resolve()
+
+
+def runs_dir(value: str, notebook: str, base: Path | None = None) -> Path:
     """The folder for one notebook's artifacts: ``value`` if given, else ``<project>/runs/<notebook>``.
 
-    A relative ``value`` is taken from the current working directory.
+    A relative ``value`` is taken from ``base``: the project folder unless given (the command-line
+    scripts pass the current folder, as a shell user expects).
     """
-    return Path(value).expanduser().resolve() if value else PROJECT_ROOT / "runs" / notebook
+    return _resolve(value, base) if value else project_root() / "runs" / notebook
 
 
-def data_dir(value: str = "") -> Path:
-    """The folder for downloaded and generated data: ``value`` if given, else ``<project>/data``."""
-    return Path(value).expanduser().resolve() if value else PROJECT_ROOT / "data"
+def data_dir(value: str = "", base: Path | None = None) -> Path:
+    """The folder for downloaded and generated data: ``value`` if given, else ``<project>/data``.
+
+    A relative ``value`` is taken from ``base``, the project folder unless given.
+    """
+    return _resolve(value, base) if value else project_root() / "data"
 
 
 def prepare_dir(path: Path, parameter: str = "RUNS_DIR") -> Path:
@@ -54,7 +93,11 @@ def prepare_dir(path: Path, parameter: str = "RUNS_DIR") -> Path:
 def display_path(path: Path) -> str:
     """``path`` for printing: relative to the project folder when inside it, else with ``~`` for home."""
     path = Path(path)
-    if path.is_relative_to(PROJECT_ROOT):
-        return str(path.relative_to(PROJECT_ROOT))
+    try:
+        root = project_root()
+    except RuntimeError:
+        root = None
+    if root is not None and path.is_relative_to(root):
+        return str(path.relative_to(root))
     home = Path.home()
     return str(Path("~") / path.relative_to(home)) if path.is_relative_to(home) else str(path)

@@ -7,19 +7,18 @@ shows a figure by ending a cell with it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
 from matplotlib.figure import Figure
-from torch import nn
 
 __all__ = [
     "plot_confusion_matrix",
-    "plot_decision_boundary",
     "plot_image_grid",
     "plot_loss_curves",
     "plot_predictions",
+    "plot_results",
 ]
 
 
@@ -91,27 +90,6 @@ def plot_image_grid(
     return fig
 
 
-def plot_decision_boundary(
-    model: nn.Module, X: torch.Tensor, y: torch.Tensor, device: torch.device, steps: int = 200
-) -> Figure:
-    """Predicted class over the plane around 2-D points ``X`` (N, 2), with the points on top."""
-    X = X.cpu()
-    x_min, y_min = (X.min(dim=0).values - 0.5).tolist()
-    x_max, y_max = (X.max(dim=0).values + 0.5).tolist()
-    xx, yy = torch.meshgrid(torch.linspace(x_min, x_max, steps), torch.linspace(y_min, y_max, steps),
-                            indexing="xy")
-    grid = torch.stack([xx.ravel(), yy.ravel()], dim=1)  # (steps*steps, 2)
-    model.eval()
-    with torch.inference_mode():
-        classes = model(grid.to(device)).argmax(dim=1).cpu().reshape(xx.shape)
-    fig = Figure(figsize=(5, 4.5))
-    ax = fig.subplots()
-    ax.contourf(xx, yy, classes, alpha=0.3, cmap="coolwarm")
-    ax.scatter(X[:, 0], X[:, 1], c=y.cpu(), s=10, cmap="coolwarm", edgecolors="k", linewidths=0.2)
-    ax.set(xlabel="feature 0", ylabel="feature 1", title="Decision boundary")
-    return fig
-
-
 def plot_confusion_matrix(matrix: torch.Tensor, class_names: Sequence[str]) -> Figure:
     """A confusion matrix (rows: true class, columns: predicted class) with counts in each cell."""
     counts = matrix.detach().cpu().numpy()
@@ -127,5 +105,22 @@ def plot_confusion_matrix(matrix: torch.Tensor, class_names: Sequence[str]) -> F
             label = f"{counts[i, j]:.2f}" if counts.dtype.kind == "f" else str(int(counts[i, j]))  # normalised
             ax.text(j, i, label, ha="center", va="center", fontsize=8,
                     color="white" if counts[i, j] > threshold else "black")
+    fig.tight_layout()
+    return fig
+
+
+def plot_results(rows: Sequence[Mapping], metric: str = "val_acc", best: str | None = None) -> Figure:
+    """Mean ± std of ``metric`` per configuration as points with error bars; ``best`` in red."""
+    if not rows:
+        raise ValueError("no results to plot: run at least one experiment first")
+    fig = Figure(figsize=(8, 0.45 * len(rows) + 1.4))
+    ax = fig.subplots()
+    positions = list(range(len(rows)))[::-1]  # first configuration at the top
+    for y, row in zip(positions, rows, strict=True):
+        color = "tab:red" if row["config"] == best else "tab:blue"
+        ax.errorbar(row["mean"], y, xerr=row["std"], fmt="o", color=color, capsize=4)
+    ax.set_yticks(positions, [row["config"] for row in rows], fontsize=8)
+    ax.set(xlabel=f"{metric} (mean ± std over seeds)", title="Experiments")
+    ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     return fig

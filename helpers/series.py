@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import argparse
-import ast
 import contextlib
 import json
 import os
@@ -21,8 +20,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from helpers.params import parse_value
 from helpers.paths import PROJECT_ROOT
 from helpers.records import read_records
+from helpers.tables import format_table
 
 __all__ = [
     "NotebookResult", "format_summary", "list_notebooks", "main", "refresh_notebook", "run_notebook",
@@ -185,24 +186,11 @@ def refresh_notebook(notebook: Path, timeout: int = 900) -> float:
 
 def format_summary(results: list[NotebookResult]) -> str:
     """A plain-text table: notebook, status, seconds in cells, wall seconds, peak memory, headline metric."""
-    width = max([len(r.name) for r in results] + [8])
-    lines = [f"{'notebook':<{width}}  status  cells s  wall s  peak MiB  headline",
-             f"{'-' * width}  ------  -------  ------  --------  --------"]
-    for r in results:
-        lines.append(f"{r.name:<{width}}  {r.status:<6}  {r.seconds:7.1f}  {r.wall_seconds:6.1f}  "
-                     f"{r.peak_mib:8.0f}  {r.headline}")
-    lines.append(f"{'total':<{width}}  {'':6}  {sum(r.seconds for r in results):7.1f}  "
-                 f"{sum(r.wall_seconds for r in results):6.1f}  {max(r.peak_mib for r in results):8.0f}  "
-                 "(peak: the largest notebook)")
-    return "\n".join(lines)
-
-
-def _parse_value(text: str) -> Any:
-    """``-p`` values as papermill reads them: Python literals where possible, else text."""
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text
+    rows = [[r.name, r.status, f"{r.seconds:.1f}", f"{r.wall_seconds:.1f}", f"{r.peak_mib:.0f}", r.headline]
+            for r in results]
+    rows.append(["total", "", f"{sum(r.seconds for r in results):.1f}", f"{sum(r.wall_seconds for r in results):.1f}",
+                 f"{max(r.peak_mib for r in results):.0f}", "(peak: the largest notebook)"])
+    return format_table(["notebook", "status", "cells s", "wall s", "peak MiB", "headline"], rows, align="llrrrl")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -222,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{notebook.name}: {refresh_notebook(notebook):.1f} s", flush=True)
         return 0
     out_dir = args.out or PROJECT_ROOT / "runs" / datetime.now().strftime("%Y%m%d-%H%M%S")
-    parameters = {name: _parse_value(value) for name, value in args.p}
+    parameters = {name: parse_value(value) for name, value in args.p}
     if args.smoke:
         parameters["SMOKE"] = True
     results = run_series(list_notebooks(args.notebooks, args.only), out_dir, parameters)

@@ -14,6 +14,7 @@ import json
 import math
 import random
 import shutil
+import tempfile
 from pathlib import Path
 
 from PIL import Image, ImageDraw
@@ -59,6 +60,9 @@ def make_shapes(
     Does nothing when ``root`` already holds the set made with the same
     arguments. Otherwise the set is written to a temporary folder first and
     moved into place, so an interrupted run never leaves half a data set.
+    ``root`` is only replaced when it is empty or holds a set this function made
+    (its ``shapes.json`` marker); any other existing folder is refused with a
+    ``FileExistsError``, so nothing of yours is deleted.
     """
     if images_per_class < 2 or image_size < 8 or not 0 < test_fraction < 1:
         raise ValueError("need images_per_class >= 2, image_size >= 8 and 0 < test_fraction < 1")
@@ -66,20 +70,39 @@ def make_shapes(
     config = {"images_per_class": images_per_class, "image_size": image_size, "seed": seed,
               "test_fraction": test_fraction, "classes": list(SHAPE_CLASSES)}
     marker = root / _MARKER
-    if marker.exists() and json.loads(marker.read_text()) == config:
+    if _read_marker(marker) == config:
         return root
-    staging = root.with_name(root.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    n_test = max(1, round(images_per_class * test_fraction))
-    for kind in SHAPE_CLASSES:
-        for i in range(images_per_class):
-            split = "test" if i < n_test else "train"
-            folder = staging / split / kind
-            folder.mkdir(parents=True, exist_ok=True)
-            rng = random.Random(f"{seed}-{kind}-{i}")  # string seeds are stable across runs and machines
-            draw_shape(kind, image_size, rng).save(folder / f"{kind}_{i:04d}.png")
-    (staging / _MARKER).write_text(json.dumps(config, indent=1))
-    if root.exists():
-        shutil.rmtree(root)
-    staging.rename(root)
+    if root.exists() and not (root.is_dir() and (marker.is_file() or not any(root.iterdir()))):
+        raise FileExistsError(
+            f"{root} already exists and was not made by make_shapes (no {_MARKER} in it), so it is left "
+            "alone: choose another folder for the shapes, or move or delete this one yourself"
+        )
+    root.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.partial-", dir=root.parent))
+    try:
+        _write_shapes(staging, config)
+        if root.exists():
+            shutil.rmtree(root)  # an empty folder or an older set of ours (checked above)
+        staging.rename(root)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # gone already after the rename; left over after an error
     return root
+
+
+def _read_marker(marker: Path) -> dict | None:
+    try:
+        return json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _write_shapes(folder: Path, config: dict) -> None:
+    n_per_class, seed = config["images_per_class"], config["seed"]
+    n_test = max(1, round(n_per_class * config["test_fraction"]))
+    for kind in SHAPE_CLASSES:
+        for i in range(n_per_class):
+            split = "test" if i < n_test else "train"
+            (folder / split / kind).mkdir(parents=True, exist_ok=True)
+            rng = random.Random(f"{seed}-{kind}-{i}")  # string seeds are stable across runs and machines
+            draw_shape(kind, config["image_size"], rng).save(folder / split / kind / f"{kind}_{i:04d}.png")
+    (folder / _MARKER).write_text(json.dumps(config, indent=1))

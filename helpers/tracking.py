@@ -16,17 +16,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from matplotlib.figure import Figure
 from torch.utils.tensorboard import SummaryWriter
+
+from helpers.tables import format_table
 
 __all__ = [
     "ExperimentConfig",
     "TensorBoardHook",
     "format_results_table",
     "log_hparams",
-    "make_tensorboard_hook",
     "mean_std",
-    "plot_results",
     "summarize_runs",
     "tensorboard_dir",
 ]
@@ -121,11 +120,6 @@ class TensorBoardHook:
                 self.writer.add_scalar(_scalar_tag(key), value, global_step=epoch)
 
 
-def make_tensorboard_hook(writer: SummaryWriter) -> TensorBoardHook:
-    """Same as ``TensorBoardHook(writer)``: a callable ``(epoch, metrics)`` for ``fit(on_epoch_end=...)``."""
-    return TensorBoardHook(writer)
-
-
 def log_hparams(
     writer: SummaryWriter, hparams: Mapping[str, HParam], metrics: Mapping[str, float],
     step: int | None = None,
@@ -182,32 +176,12 @@ def format_results_table(
     means = {row["config"]: row["mean"] for row in rows}
     if reference is not None and reference not in means:
         raise ValueError(f"reference {reference!r} is not one of the configurations in rows")
-    width = max([len(row["config"]) for row in rows] + [len("configuration")])
-    header = f"  {'configuration':<{width}}  runs  {metric + ' mean ± std':>22}  s/run"
-    header += "  vs reference" if reference else ""
-    lines = [header, "  " + "-" * (len(header) - 2)]
+    header = ["", "configuration", "runs", f"{metric} mean ± std", "s/run"] + (["vs reference"] if reference else [])
+    lines = []
     for row in rows:
-        star = "*" if row["config"] == best else " "
-        score = f"{row['mean']:.2%} ± {row['std']:.2%}"
-        line = f"{star} {row['config']:<{width}}  {row['runs']:4d}  {score:>22}  {row['seconds']:5.1f}"
+        line = ["*" if row["config"] == best else "", row["config"], row["runs"],
+                f"{row['mean']:.2%} ± {row['std']:.2%}", f"{row['seconds']:.1f}"]
         if reference is not None:
-            line += f"  {100 * (row['mean'] - means[reference]):+8.1f} pts"
+            line.append(f"{100 * (row['mean'] - means[reference]):+.1f} pts")
         lines.append(line)
-    return "\n".join(lines)
-
-
-def plot_results(rows: Sequence[Mapping], metric: str = "val_acc", best: str | None = None) -> Figure:
-    """Mean ± std of ``metric`` per configuration as points with error bars; ``best`` in red."""
-    if not rows:
-        raise ValueError("no results to plot: run at least one experiment first")
-    fig = Figure(figsize=(8, 0.45 * len(rows) + 1.4))
-    ax = fig.subplots()
-    positions = list(range(len(rows)))[::-1]  # first configuration at the top
-    for y, row in zip(positions, rows, strict=True):
-        color = "tab:red" if row["config"] == best else "tab:blue"
-        ax.errorbar(row["mean"], y, xerr=row["std"], fmt="o", color=color, capsize=4)
-    ax.set_yticks(positions, [row["config"] for row in rows], fontsize=8)
-    ax.set(xlabel=f"{metric} (mean ± std over seeds)", title="Experiments")
-    ax.grid(axis="x", alpha=0.3)
-    fig.tight_layout()
-    return fig
+    return format_table(header, lines, align="ll")

@@ -18,33 +18,26 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import os
-import socket
-import threading
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import torch
 from torch import nn
 from torchvision.models import get_model, get_model_weights
 
 from helpers.checkpoint import CheckpointError, atomic_save, safe_load
-from helpers.data import TensorPairDataset, load_digits, make_loaders, split_tensors
-from helpers.device import make_generator, set_seed
+from helpers.data import TensorPairDataset, load_digits, make_loaders, select_digits, split_tensors
+from helpers.device import set_seed
+from helpers.downloads import WeightsUnavailableError, cached_weights_path, fetch_weights
 from helpers.engine import fit
 from helpers.models import TinyVGG
 from helpers.paths import display_path
 
 __all__ = [
     "IMAGENET_ARCH", "MAX_LABELLED_PER_CLASS", "SOURCE_DIGITS", "TARGET_DIGITS", "WEIGHTS_CHOICES",
-    "ImageNetInput", "TransferModel", "WeightsUnavailableError", "cached_weights_path",
-    "fetch_imagenet_state_dict", "few_labelled_split", "imagenet_backbone", "load_pretrained_backbone",
-    "pretrain_source_backbone", "random_init_copy", "select_digits",
+    "ImageNetInput", "TransferModel", "imagenet_backbone", "load_pretrained_backbone",
+    "pretrain_source_backbone", "random_init_copy",
 ]
 
 WEIGHTS_CHOICES = ("auto", "self")
@@ -52,45 +45,6 @@ IMAGENET_ARCH = "mobilenet_v3_small"  # 2.5 M parameters, a 10 MB download: smal
 SOURCE_DIGITS = (0, 1, 2, 3, 4)
 TARGET_DIGITS = (5, 6, 7, 8, 9)
 MAX_LABELLED_PER_CLASS = 87  # digit 8 has 174 images: half are test images, the other 87 can be labelled
-
-
-class WeightsUnavailableError(RuntimeError):
-    """ImageNet weights are neither in the ``torch.hub`` cache nor downloadable; the message says why."""
-
-
-def select_digits(X: torch.Tensor, y: torch.Tensor, digits: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
-    """The images of ``digits`` only, relabelled 0, 1, ... in the order given (digit 5 -> 0, ...)."""
-    keep = torch.isin(y, torch.tensor(list(digits)))
-    new_label = torch.full((int(y.max()) + 1,), -1, dtype=torch.long)
-    new_label[list(digits)] = torch.arange(len(digits))
-    return X[keep], new_label[y[keep]]
-
-
-def few_labelled_split(
-    X: torch.Tensor, y: torch.Tensor, per_class: int, seed: int = 0, test_fraction: float = 0.5
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``X_labelled, y_labelled, X_test, y_test``: ``per_class`` labelled examples of each class.
-
-    Each class is shuffled with a seeded generator; its first ``test_fraction``
-    become test images, the next ``per_class`` the labelled training examples.
-    The test set does not depend on ``per_class``, so runs with more or fewer
-    labels are compared on the same images.
-    """
-    generator = make_generator(seed)
-    labelled, test = [], []
-    for label in range(int(y.max()) + 1):
-        members = torch.nonzero(y == label).flatten()
-        members = members[torch.randperm(len(members), generator=generator)]
-        n_test = round(len(members) * test_fraction)
-        if per_class < 1 or n_test + per_class > len(members):
-            raise ValueError(
-                f"cannot take {per_class} labelled examples of class {label}: it has "
-                f"{len(members) - n_test} images besides its test images (ask for 1 to {len(members) - n_test})"
-            )
-        test.append(members[:n_test])
-        labelled.append(members[n_test:n_test + per_class])
-    labelled_idx, test_idx = torch.cat(labelled), torch.cat(test)
-    return X[labelled_idx], y[labelled_idx], X[test_idx], y[test_idx]
 
 
 class ImageNetInput(nn.Module):
@@ -106,15 +60,18 @@ class ImageNetInput(nn.Module):
         return self.transform(x)  # resize, centre crop, normalise with ImageNet's mean and std
 
 
-def imagenet_backbone(arch: str, weights: Any, state_dict: dict[str, torch.Tensor] | None) -> nn.Module:
-    """A torchvision ``arch`` without its classifier, preceded by ``weights.transforms()``.
+def imagenet_backbone(arch: str, weights: Any, pretrained: bool = True) -> nn.Module:
+    """torchvision's ``arch`` without its classifier, preceded by ``weights.transforms()``.
 
-    ``state_dict`` holds the pretrained weights (``None``: random weights).
+    With ``pretrained``, the model is built the usual way, ``get_model(arch, weights=weights)``
+    (for MobileNet V3 small the same as ``mobilenet_v3_small(weights=weights)``), after
+    :func:`helpers.downloads.fetch_weights` has put the file in the ``torch.hub`` cache and
+    checked it loads with ``weights_only=True``. Otherwise the weights are random.
     The result maps images (B, 1 or 3, H, W) in [0, 1] to features (B, F).
     """
-    model = get_model(arch, weights=None)
-    if state_dict is not None:
-        model.load_state_dict(state_dict)
+    if pretrained:
+        fetch_weights(weights)  # cached (or downloaded) and checked safe before the constructor loads it
+    model = get_model(arch, weights=weights if pretrained else None)
     if hasattr(model, "fc"):  # ResNets
         model.fc = nn.Identity()
     elif hasattr(model, "classifier"):  # MobileNets, EfficientNets, ...
@@ -122,67 +79,6 @@ def imagenet_backbone(arch: str, weights: Any, state_dict: dict[str, torch.Tenso
     else:
         raise ValueError(f"do not know where the classifier of {arch!r} is (no .fc or .classifier)")
     return nn.Sequential(ImageNetInput(weights.transforms()), model)
-
-
-def cached_weights_path(weights: Any) -> Path:
-    """Where ``torch.hub`` keeps the file of ``weights``: ``torch.hub.get_dir()/checkpoints/<name>``."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(weights.url).path)
-
-
-def _check_reachable(url: str, timeout: float) -> None:
-    """Raise ``OSError`` unless the server of ``url`` answers within about ``timeout`` seconds."""
-    outcome: dict[str, Any] = {}
-
-    def probe() -> None:
-        try:
-            with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout):
-                outcome["ok"] = True
-        except urllib.error.HTTPError:  # the server answered (maybe refusing HEAD): let the download decide
-            outcome["ok"] = True
-        except Exception as error:  # no answer: not downloadable now
-            outcome["error"] = error
-
-    thread = threading.Thread(target=probe, daemon=True)  # a thread: a hanging name lookup cannot block us
-    thread.start()
-    thread.join(timeout + 0.5)
-    if "ok" not in outcome:
-        reason = outcome.get("error") or f"no answer within {timeout:g} s"
-        raise OSError(f"no connection to {urlparse(url).hostname}: {reason}")
-
-
-def _download(url: str, destination: Path, timeout: float) -> None:
-    """Download ``url`` to ``destination`` (hash checked); fail within seconds when offline."""
-    _check_reachable(url, timeout)
-    found = torch.hub.HASH_REGEX.search(destination.name)
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(timeout)  # a stalled connection gives up instead of hanging
-    try:
-        torch.hub.download_url_to_file(url, str(destination), found.group(1) if found else None, progress=False)
-    finally:
-        socket.setdefaulttimeout(previous)
-
-
-def fetch_imagenet_state_dict(weights: Any, download: bool = True, timeout: float = 5.0) -> dict[str, Any]:
-    """The state dict of torchvision ``weights``: from the cache, else downloaded into it.
-
-    Raises :class:`WeightsUnavailableError` saying why when neither works.
-    """
-    path = cached_weights_path(weights)
-    if not path.is_file():
-        if not download:
-            raise WeightsUnavailableError(f"{weights} is not in the torch.hub cache ({display_path(path)})")
-        try:
-            _download(weights.url, path, timeout)
-        except Exception as error:  # offline, proxy, bad hash, full disk: all mean "not available"
-            raise WeightsUnavailableError(
-                f"{weights} is not in the torch.hub cache ({display_path(path.parent)}) and could not be downloaded "
-                f"({error}); to use it offline, put {path.name} from {weights.url} in that folder"
-            ) from None
-    try:
-        return safe_load(path)
-    except Exception as error:  # a damaged file can fail in many ways (not all are CheckpointError)
-        raise WeightsUnavailableError(f"{weights} in the cache cannot be used: {error!r}") from None
 
 
 def _pretrain_config(hidden_units: int, seed: int, epochs: int, device: torch.device) -> dict[str, Any]:
@@ -238,7 +134,7 @@ def pretrain_source_backbone(
 
 def load_pretrained_backbone(
     weights: str, save_dir: Path, device: torch.device, hidden_units: int = 16, seed: int = 0,
-    source_epochs: int = 5, arch: str = IMAGENET_ARCH, download_timeout: float = 5.0,
+    source_epochs: int = 5, arch: str = IMAGENET_ARCH,
 ) -> tuple[nn.Module, str]:
     """A pretrained backbone (on the CPU) and a description of where it comes from.
 
@@ -254,10 +150,9 @@ def load_pretrained_backbone(
     if weights == "auto":
         imagenet = get_model_weights(arch).DEFAULT
         try:
-            state_dict = fetch_imagenet_state_dict(imagenet, timeout=download_timeout)
-            return imagenet_backbone(arch, imagenet, state_dict), (
+            return imagenet_backbone(arch, imagenet), (
                 f"ImageNet-pretrained {arch} ({imagenet})\n"
-                f"Loaded torchvision's {imagenet} from {cached_weights_path(imagenet).parent}.")
+                f"Loaded torchvision's {imagenet} from {display_path(cached_weights_path(imagenet).parent)}.")
         except WeightsUnavailableError as error:
             why = f"ImageNet weights are not available: {error}."
     backbone, how = pretrain_source_backbone(save_dir, device, hidden_units, seed, source_epochs)

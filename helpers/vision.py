@@ -1,50 +1,133 @@
-"""Image data sets by name, and timed model comparisons (introduced in 07_computer_vision).
+"""Image data sets: class folders on disk and whole sets as tensors (07_computer_vision, 08_custom_datasets).
 
-``digits`` and ``shapes`` work offline. ``fashion_mnist``, ``mnist`` and
-``cifar10`` go through torchvision's own dataset classes: they read the files
-when they are already in the data folder and download them otherwise. Without
-a network, such a choice stops with one :class:`DatasetUnavailableError` that
-names the offline choices and the folder where the files can be put by hand.
+:func:`load_image_dataset` returns any image set of the course by name as tensors in
+memory: ``digits`` and ``shapes`` offline; ``fashion_mnist``, ``mnist`` and ``cifar10``
+through torchvision's own classes (:mod:`helpers.downloads` fetches their files).
+
+:class:`ImageFolderDataset` is the hand-written twin of ``torchvision.datasets.ImageFolder``
+(08): the same classes, the same samples in the same order, the same images. It differs only
+in its errors: an empty folder, a folder without class subfolders and an unreadable image each
+raise :class:`ImageFolderError` with one message saying what is wrong and what to do.
 """
 
 from __future__ import annotations
 
-import socket
-import time
-import urllib.error
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
-from torch import nn
-from torch.utils.data import Dataset, Subset, TensorDataset
+from PIL import Image, UnidentifiedImageError
+from torch.utils.data import Dataset, Subset
 from torchvision import datasets
 from torchvision.transforms import v2
 
-from helpers.data import DIGIT_CLASSES, load_digits, make_loaders, split_tensors
-from helpers.device import set_seed
-from helpers.engine import Batches, fit
-from helpers.models import count_parameters
+from helpers.data import DIGIT_CLASSES, load_digits, split_tensors
+from helpers.downloads import ONLINE_DATASETS, open_torchvision_dataset
 from helpers.shapes import make_shapes
 
 __all__ = [
-    "OFFLINE_DATASETS", "ONLINE_DATASETS", "VISION_DATASETS", "DatasetUnavailableError", "ImageData",
-    "compare_models", "dataset_to_tensors", "format_comparison", "load_image_dataset",
-    "open_torchvision_dataset", "standardize", "synchronize", "to_tensor_transform", "torchvision_folder",
-    "train_and_time",
+    "IMG_EXTENSIONS", "OFFLINE_DATASETS", "VISION_DATASETS", "ImageData", "ImageFolderDataset",
+    "ImageFolderError", "dataset_to_tensors", "find_classes", "find_samples", "load_image",
+    "load_image_dataset", "standardize", "to_tensor_transform",
 ]
 
 OFFLINE_DATASETS = ("digits", "shapes")
-ONLINE_DATASETS = {"fashion_mnist": datasets.FashionMNIST, "mnist": datasets.MNIST,
-                   "cifar10": datasets.CIFAR10}
 VISION_DATASETS = (*OFFLINE_DATASETS, *ONLINE_DATASETS)
-DOWNLOAD_TIMEOUT_S = 20.0  # per network operation: an offline machine that drops packets fails fast
+
+# The file endings torchvision's ImageFolder accepts (compared in lower case).
+IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 
 
-class DatasetUnavailableError(RuntimeError):
-    """An online data set is neither in the data folder nor downloadable (no network)."""
+class ImageFolderError(ValueError):
+    """A folder of images is not laid out as one subfolder per class, or an image cannot be read."""
+
+
+def _is_image(name: str) -> bool:
+    return name.lower().endswith(IMG_EXTENSIONS)
+
+
+def find_classes(root: str | Path) -> tuple[list[str], dict[str, int]]:
+    """Class names (the sorted subfolder names of ``root``) and ``class_to_idx`` (name -> 0, 1, ...)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise ImageFolderError(f"{root} is not a folder: check the path (was the data set made?)")
+    entries = list(os.scandir(root))
+    classes = sorted(entry.name for entry in entries if entry.is_dir())
+    if not classes:
+        loose = sum(entry.is_file() and _is_image(entry.name) for entry in entries)
+        if loose:
+            raise ImageFolderError(
+                f"{root} holds {loose} image file(s) but no class subfolders: move each image into a "
+                f"subfolder named after its class, such as {root / 'cat' / 'image1.png'}"
+            )
+        what = "has no class subfolders" if entries else "is empty"
+        raise ImageFolderError(
+            f"{root} {what}: put one subfolder per class in it, each holding that class's images, "
+            f"such as {root / 'cat' / 'image1.png'}"
+        )
+    return classes, {name: index for index, name in enumerate(classes)}
+
+
+def find_samples(root: str | Path, class_to_idx: dict[str, int]) -> list[tuple[Path, int]]:
+    """``(path, class index)`` of every image file under each class folder, sorted as ImageFolder sorts."""
+    samples = []
+    for name in sorted(class_to_idx):
+        found = [
+            (Path(folder) / file, class_to_idx[name])
+            for folder, _, files in sorted(os.walk(Path(root) / name, followlinks=True))
+            for file in sorted(files) if _is_image(file)
+        ]
+        if not found:
+            raise ImageFolderError(
+                f"class folder {Path(root) / name} holds no image files ({', '.join(IMG_EXTENSIONS)}): "
+                "add images to it or remove the folder"
+            )
+        samples += found
+    return samples
+
+
+def load_image(path: str | Path) -> Image.Image:
+    """Open an image file of any mode (RGBA, grayscale, palette, ...) as an RGB PIL image."""
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        # PIL reports damaged files as any of these; UnidentifiedImageError is an OSError
+        reason = "not a format PIL recognises" if isinstance(error, UnidentifiedImageError) else error
+        raise ImageFolderError(
+            f"cannot read {path} as an image ({reason}): the file is damaged or not an image; "
+            "replace or delete it and run again"
+        ) from None
+
+
+class ImageFolderDataset(Dataset):
+    """The hand-written ``ImageFolder`` (written out in 08_custom_datasets).
+
+    ``root/<class name>/<image file>``: classes are the sorted subfolder names,
+    ``samples`` lists ``(path, class index)`` in ImageFolder's order, and
+    ``dataset[i]`` is ``(transform(RGB PIL image), class index)``. It lives in
+    ``helpers`` so ``DataLoader`` worker processes can import it.
+    """
+
+    def __init__(self, root: str | Path, transform: Callable[[Image.Image], Any] | None = None) -> None:
+        self.root = Path(root)
+        self.classes, self.class_to_idx = find_classes(self.root)
+        self.samples = find_samples(self.root, self.class_to_idx)
+        self.targets = [label for _, label in self.samples]
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[Any, int]:
+        path, label = self.samples[index]
+        image = load_image(path)
+        if self.transform is not None:
+            image = self.transform(image)
+        return image, label
 
 
 @dataclass
@@ -71,62 +154,6 @@ class ImageData:
 def to_tensor_transform() -> v2.Compose:
     """PIL image -> float32 tensor (C, H, W) scaled to [0, 1], with torchvision's transforms v2."""
     return v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True)])
-
-
-def torchvision_folder(name: str, root: Path) -> Path:
-    """The folder in which torchvision's class for ``name`` looks for its files under ``root``."""
-    cls = ONLINE_DATASETS[name]
-    if issubclass(cls, datasets.MNIST):
-        return Path(root) / cls.__name__ / "raw"
-    return Path(root) / cls.base_folder
-
-
-def _hand_copy_hint(name: str, root: Path) -> str:
-    cls = ONLINE_DATASETS[name]
-    if issubclass(cls, datasets.MNIST):
-        files = ", ".join(filename for filename, _ in cls.resources)
-        return f"put its files ({files}) in {torchvision_folder(name, root)}"
-    return (f"put {cls.filename} in {root} (or the files it unpacks to in "
-            f"{torchvision_folder(name, root)})")
-
-
-@contextmanager
-def _socket_timeout(seconds: float) -> Iterator[None]:
-    """Give network calls without a timeout of their own at most ``seconds`` per operation."""
-    previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(seconds if previous is None else min(previous, seconds))
-    try:
-        yield
-    finally:
-        socket.setdefaulttimeout(previous)
-
-
-def open_torchvision_dataset(
-    name: str, root: Path, train: bool, transform: Callable | None = None
-) -> Dataset:
-    """torchvision's own dataset ``name`` under ``root``: read from disk, else downloaded.
-
-    Raises :class:`DatasetUnavailableError` when the files are missing and the
-    download fails (no network).
-    """
-    if name not in ONLINE_DATASETS:
-        raise ValueError(f"unknown torchvision data set {name!r}: choose one of {', '.join(ONLINE_DATASETS)}")
-    cls = ONLINE_DATASETS[name]
-    try:
-        return cls(str(root), train=train, transform=transform, download=False)
-    except RuntimeError:
-        pass  # not on disk yet: download it
-    try:
-        with _socket_timeout(DOWNLOAD_TIMEOUT_S):
-            return cls(str(root), train=train, transform=transform, download=True)
-    except (urllib.error.URLError, OSError, RuntimeError) as error:
-        reason = (str(error).strip().splitlines() or [type(error).__name__])[-1]
-        offline = " or ".join(repr(n) for n in OFFLINE_DATASETS)
-        raise DatasetUnavailableError(
-            f"DATASET = {name!r} is not in {torchvision_folder(name, root)} and could not be downloaded "
-            f"({reason}). Without a network choose an offline data set, DATASET = {offline}; or download "
-            f"it on another machine and {_hand_copy_hint(name, root)}."
-        ) from None
 
 
 def dataset_to_tensors(dataset: Dataset, limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -177,68 +204,3 @@ def standardize(data: ImageData) -> ImageData:
     normalize = v2.Normalize(mean=mean.tolist(), std=std.clamp_min(1e-6).tolist())
     return ImageData(normalize(data.X_train), data.y_train, normalize(data.X_test), data.y_test,
                      list(data.classes))
-
-
-def synchronize(device: torch.device) -> None:
-    """Wait until ``device`` has finished its queued work (GPUs run asynchronously); no-op on the CPU."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "mps":
-        torch.mps.synchronize()
-
-
-def train_and_time(
-    model: nn.Module, train_loader: Batches, test_loader: Batches, epochs: int, learning_rate: float,
-    device: torch.device,
-) -> tuple[list[dict[str, float]], float]:
-    """Train ``model`` (already on ``device``) with Adam and cross-entropy; return its history and seconds.
-
-    One forward pass on a test batch runs before the clock starts, so one-off start-up costs
-    (CUDA kernels, memory pools) are not charged to whichever model is timed first.
-    """
-    optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
-    X_warm, _ = next(iter(test_loader))
-    with torch.inference_mode():  # warm-up: the first call on a GPU also pays for its start-up
-        model.eval()
-        model(X_warm.to(device))
-    synchronize(device)
-    started = time.perf_counter()
-    history = fit(model, train_loader, test_loader, nn.CrossEntropyLoss(), optimizer, epochs, device,
-                  progress="none")
-    synchronize(device)
-    return history, time.perf_counter() - started
-
-
-def compare_models(
-    builders: dict[str, Callable[[], nn.Module]], data: ImageData, epochs: int, batch_size: int,
-    learning_rate: float, device: torch.device, seed: int = 0,
-) -> list[dict[str, float | int | str]]:
-    """Build (seeded), train and time each model on ``data``, all on ``device``; one row per model.
-
-    Each row holds ``model``, ``test_acc``, ``parameters``, ``seconds`` and ``device``.
-    """
-    rows = []
-    for name, build in builders.items():
-        set_seed(seed)
-        model = build().to(device)
-        train_loader, test_loader = make_loaders(
-            TensorDataset(data.X_train, data.y_train), TensorDataset(data.X_test, data.y_test),
-            batch_size, seed=seed)
-        history, seconds = train_and_time(model, train_loader, test_loader, epochs, learning_rate, device)
-        rows.append({"model": name, "test_acc": history[-1]["test_acc"],
-                     "parameters": count_parameters(model), "seconds": seconds, "device": str(device)})
-    return rows
-
-
-def format_comparison(rows: list[dict[str, float | int | str]]) -> str:
-    """A plain-text table of :func:`compare_models` rows; refuses rows timed on different devices."""
-    devices = {row["device"] for row in rows}
-    if len(devices) != 1:
-        raise ValueError(f"timings from different devices cannot be compared: {sorted(devices)}")
-    width = max([len(str(row["model"])) for row in rows] + [5])
-    lines = [f"{'model':<{width}}  test acc  parameters  train s  device",
-             f"{'-' * width}  --------  ----------  -------  ------"]
-    for row in rows:
-        lines.append(f"{row['model']:<{width}}  {row['test_acc']:8.2%}  {row['parameters']:10,d}  "
-                     f"{row['seconds']:7.2f}  {row['device']}")
-    return "\n".join(lines)

@@ -2,7 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers.paths import PROJECT_ROOT, data_dir, prepare_dir, runs_dir
+from helpers import paths
+from helpers.paths import PROJECT_ROOT, data_dir, prepare_dir, project_root, runs_dir
 
 
 def test_defaults_are_under_the_project_root():
@@ -11,10 +12,31 @@ def test_defaults_are_under_the_project_root():
     assert data_dir("") == PROJECT_ROOT / "data"
 
 
-def test_given_paths_are_resolved(tmp_path, monkeypatch):
+def test_relative_paths_are_taken_from_the_project_not_the_kernels_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(PROJECT_ROOT / "notebooks")  # where a kernel starts under make run
+    assert runs_dir("out", "03_train") == PROJECT_ROOT / "out"
+    assert data_dir("d") == PROJECT_ROOT / "d"
+    assert runs_dir(str(tmp_path / "abs"), "03_train") == tmp_path / "abs"
+    assert runs_dir("~/x", "03_train") == Path.home() / "x"
+
+
+def test_the_scripts_take_relative_paths_from_the_current_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert runs_dir("out", "03_train") == tmp_path / "out"
-    assert data_dir("d") == tmp_path / "d"
+    assert runs_dir("out", "train", base=Path.cwd()) == tmp_path / "out"
+    assert data_dir("d", base=Path.cwd()) == tmp_path / "d"
+
+
+def test_without_an_editable_install_the_course_is_found_from_the_current_folder(tmp_path, monkeypatch):
+    monkeypatch.setattr(paths, "__file__", str(tmp_path / "site-packages" / "helpers" / "paths.py"))
+    monkeypatch.chdir(PROJECT_ROOT / "notebooks")
+    assert project_root.__wrapped__() == PROJECT_ROOT
+
+
+def test_outside_the_course_without_an_editable_install_says_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.setattr(paths, "__file__", str(tmp_path / "site-packages" / "helpers" / "paths.py"))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(RuntimeError, match=r"cannot find the course folder.*pip install -e \."):
+        project_root.__wrapped__()
 
 
 def test_prepare_dir_creates_folders(tmp_path):
