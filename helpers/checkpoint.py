@@ -9,19 +9,23 @@ part-way leaves the previous file as it was.
 A checkpoint is a dict of plain values and state dicts: ``model``,
 ``optimizer``, ``epoch``, ``config``, ``history`` and ``rng`` (the random
 number generators' states, including the training loader's shuffling
-generator), enough to resume training to the identical result on the CPU.
+generator and the CUDA device's), enough to resume training to the identical
+result. ``save_json`` writes JSON files (``history.json``) just as atomically.
 """
 
 from __future__ import annotations
 
+import collections
 import copy
+import json
 import os
 import pickle
 import random
-import re
 import tempfile
+import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import torch
@@ -33,11 +37,18 @@ __all__ = [
     "CHECKPOINT_KEYS", "CheckpointError", "CheckpointMismatchError", "CheckpointNotFoundError",
     "CorruptCheckpointError", "UnsafeCheckpointError", "atomic_save", "checkpoint_hook",
     "get_rng_state", "load_checkpoint", "load_weights", "restore_checkpoint", "safe_load",
-    "save_checkpoint", "save_weights", "set_rng_state",
+    "save_checkpoint", "save_json", "save_weights", "set_rng_state",
 ]
 
 CHECKPOINT_KEYS = ("model", "optimizer", "epoch", "config", "history", "rng")
 MapLocation = str | torch.device | None
+Device = str | torch.device | None
+
+# What torch.load(weights_only=True) reads back. Exact types: a NumPy float64 is a float subclass, and
+# pickles as a NumPy object that the loader refuses.
+_PLAIN_TYPES = (type(None), bool, int, float, complex, str, bytes, torch.dtype, torch.device, torch.Size,
+                torch.Tensor, nn.Parameter)
+_CONTAINER_TYPES = (dict, collections.OrderedDict, list, tuple, set)
 
 
 class CheckpointError(Exception):
@@ -66,8 +77,8 @@ def _unwrap(model: nn.Module) -> nn.Module:
     return getattr(model, "module", model)
 
 
-def atomic_save(obj: Any, path: str | Path) -> Path:
-    """``torch.save`` to a temporary file next to ``path``, flush it to disk, then rename it to ``path``.
+def _write_atomically(path: str | Path, write: Callable[[IO[bytes]], None], can_hold: str) -> Path:
+    """Call ``write`` on a temporary file next to ``path``, flush it to disk, then rename it to ``path``.
 
     If anything fails before the rename, the temporary file is removed and an
     existing ``path`` is untouched (``os.replace`` swaps the file in one step).
@@ -78,7 +89,7 @@ def atomic_save(obj: Any, path: str | Path) -> Path:
         with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp",
                                          delete=False) as file:
             temporary = Path(file.name)
-            torch.save(obj, file)
+            write(file)
             file.flush()
             os.fsync(file.fileno())  # the bytes are on disk before the rename makes them official
         os.replace(temporary, path)
@@ -88,33 +99,143 @@ def atomic_save(obj: Any, path: str | Path) -> Path:
             f"could not save {path} ({error.strerror or error}); any earlier file there is unchanged: "
             "check that the folder exists, is writable and has free space (RUNS_DIR)"
         ) from error
+    except Exception as error:  # the value itself cannot be written (pickle or json refused part of it)
+        raise CheckpointError(
+            f"could not save {path} ({type(error).__name__}: {str(error)[:120]}); any earlier file there "
+            f"is unchanged: save only {can_hold}"
+        ) from error
     finally:
         if temporary is not None:
             temporary.unlink(missing_ok=True)
     return path
 
 
+def _parts(value: Any, where: str = "", seen: set[int] | None = None) -> Iterator[tuple[str, Any]]:
+    """``(key path, value)`` for ``value``, every dict key and everything inside its lists, tuples and dicts."""
+    seen = set() if seen is None else seen
+    yield where, value
+    if type(value) in _CONTAINER_TYPES and id(value) not in seen:  # a list that holds itself is walked once
+        seen.add(id(value))
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in items:
+            inner = f"{where}[{key!r}]" if where else (key if isinstance(key, str) else f"[{key!r}]")
+            if isinstance(value, dict):
+                yield f"a key in {where or 'the dict'}", key
+            yield from _parts(item, inner, seen)
+
+
+def _check_plain(obj: Any, path: Path) -> None:
+    """Refuse, before anything is written, a value that ``torch.load(weights_only=True)`` would refuse."""
+    try:
+        parts = list(_parts(obj))
+    except RecursionError:  # pickle would fail on it too
+        raise CheckpointError(f"cannot save {path.name}: its lists or dicts are nested too deeply") from None
+    for where, value in parts:
+        kind = type(value)
+        if kind not in _PLAIN_TYPES + _CONTAINER_TYPES:
+            name = kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+            raise CheckpointError(
+                f"cannot save {where or 'the object'} in {path.name}: a {name}, which "
+                "torch.load(weights_only=True) would refuse to read back; store a plain value instead "
+                "(str(path); float(x) or int(x) for a NumPy number; x.tolist() for an array; a name, not a function)"
+            )
+
+
+def atomic_save(obj: Any, path: str | Path) -> Path:
+    """``torch.save`` to a temporary file next to ``path``, flush it to disk, then rename it to ``path``.
+
+    ``obj`` may hold only what :func:`safe_load` reads back: tensors, ``None``,
+    numbers, strings, and lists, tuples and dicts of those (state dicts are such
+    dicts). Anything else is refused before a byte is written. Every failure is
+    a :class:`CheckpointError`, and an existing ``path`` is then untouched.
+    """
+    path = Path(path)
+    _check_plain(obj, path)
+    return _write_atomically(path, lambda file: torch.save(obj, file), "tensors and plain Python values")
+
+
+def save_json(obj: Any, path: str | Path) -> Path:
+    """Write ``obj`` as indented JSON atomically, like :func:`atomic_save`.
+
+    For example ``save_json({"config": config, "history": history}, run_dir / "history.json")``.
+    A value json cannot encode raises :class:`CheckpointError`; an earlier file is then untouched.
+    """
+    return _write_atomically(path, lambda file: file.write((json.dumps(obj, indent=2) + "\n").encode()),
+                             "numbers, strings, booleans, None, and lists and dicts of those")
+
+
+class _SavedOnMissingDevice(Exception):
+    """Raised by :func:`_where_saved` for a tensor saved on a GPU this machine does not have."""
+
+
+def _is_missing(location: str | torch.device) -> bool:
+    """Whether ``location`` (``"cuda:1"``, ``"mps"``, a ``torch.device``) is a GPU this machine lacks."""
+    device = torch.device(location) if str(location).startswith(("cuda", "mps")) else None
+    if device is None:
+        return False
+    if device.type == "mps":
+        return not torch.backends.mps.is_available()
+    return not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()
+
+
+def _where_saved(storage: Any, location: str) -> None:
+    """``map_location=None``: keep every tensor where it was saved, after checking that the device exists.
+
+    torch would raise a plain RuntimeError, told apart from a damaged file only by its text.
+    """
+    if _is_missing(location):
+        raise _SavedOnMissingDevice(location)
+    return None  # torch then restores it on the device it was saved from
+
+
 def safe_load(path: str | Path, map_location: MapLocation = "cpu") -> Any:
     """``torch.load(path, weights_only=True)`` with one clear :class:`CheckpointError` per problem."""
     path = Path(path)
-    if not path.is_file():
+    try:
+        file = open(path, "rb") if path.is_file() else None  # closed by the with below
+    except OSError as error:  # a PermissionError, most often
+        raise CheckpointError(
+            f"cannot read {path} ({error.strerror or error}): check the file's permissions, "
+            "or copy it to a folder of yours"
+        ) from None
+    if file is None:
         raise CheckpointNotFoundError(
             f"no checkpoint at {path}: check the path, or run the training cells first to create it"
         )
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as error:
-        found = re.search(r"GLOBAL ([\w.]+)", str(error))
-        if found or "add_safe_globals" in str(error):
-            what = f"the Python object {found.group(1)}" if found else "Python objects"
-            raise UnsafeCheckpointError(
-                f"refused to load {path}: it refers to {what}, and loading it "
-                "could run code. Only tensors and plain values are accepted: save model.state_dict() "
-                "instead of the whole model; use weights_only=False only for a file you made yourself"
+    with file:
+        if map_location is not None and _is_missing(map_location):
+            raise CheckpointError(
+                f'cannot load {path.name} to map_location={str(map_location)!r}: this machine has no such '
+                'device; pass map_location="cpu"'
+            )
+        try:
+            return torch.load(file, map_location=_where_saved if map_location is None else map_location,
+                              weights_only=True)
+        except _SavedOnMissingDevice as error:
+            raise CheckpointError(
+                f"{path} was saved from a GPU ({error}) that this machine does not have: "
+                'pass map_location="cpu" (the default), or load it on a machine with that GPU'
             ) from None
-        raise _corrupt(path, error) from None
-    except Exception as error:  # garbage makes the unpickler fail in many ways (EOFError, IndexError, ...)
-        raise _corrupt(path, error) from None
+        except pickle.UnpicklingError as error:
+            raise _refused(path, error) from None
+        except Exception as error:  # garbage makes the unpickler fail in many ways (EOFError, IndexError, ...)
+            raise _corrupt(path, error) from None
+
+
+def _refused(path: Path, error: Exception) -> CheckpointError:
+    """The unpickler refused ``path``: unsafe if it names code to run, else damaged (decided by reading it)."""
+    try:
+        unsafe = sorted(torch.serialization.get_unsafe_globals_in_checkpoint(path))
+    except Exception:  # not a zip file from torch.save: damaged (files from torch < 1.6 cannot be checked)
+        unsafe = []
+    if not unsafe:
+        return _corrupt(path, error)
+    what = ", ".join(unsafe[:3]) + (f" and {len(unsafe) - 3} more" if len(unsafe) > 3 else "")
+    return UnsafeCheckpointError(
+        f"refused to load {path}: it refers to the Python object{'s' * (len(unsafe) > 1)} {what}, and loading "
+        "it could run code. Only tensors and plain values are accepted: save model.state_dict() instead of "
+        "the whole model; use weights_only=False only for a file you made yourself"
+    )
 
 
 def _corrupt(path: Path, error: Exception) -> CorruptCheckpointError:
@@ -154,17 +275,29 @@ def _load_state(model: nn.Module, state: Any, path: str | Path) -> None:
         ) from None
 
 
-def get_rng_state(generator: torch.Generator | None = None) -> dict[str, Any]:
-    """States of torch's CPU and CUDA generators, Python's ``random``, NumPy's, and ``generator``.
+def get_rng_state(generator: torch.Generator | None = None, device: Device = None) -> dict[str, Any]:
+    """States of torch's CPU generator, the CUDA generator in use, Python's ``random``, NumPy's, and ``generator``.
 
+    ``"cuda"`` maps a CUDA device index to its generator's state. Only the
+    device that draws the random numbers is recorded: ``device`` when given
+    (nothing for ``"cpu"`` or ``"mps"``); without it, the current CUDA device
+    if CUDA is already in use. CUDA is never started just to save its state.
     Python's and NumPy's states become plain lists and numbers, so
     ``torch.load(weights_only=True)`` reads them back.
     """
     version, internal, gauss = random.getstate()
     name, keys, pos, has_gauss, cached = np.random.get_state()
+    if device is not None:
+        device = torch.device(device)
+    elif torch.cuda.is_initialized():  # without a device: the current CUDA device, if CUDA is in use
+        device = torch.device("cuda")
+    cuda = {}
+    if device is not None and device.type == "cuda":
+        index = torch.cuda.current_device() if device.index is None else device.index
+        cuda = {index: torch.cuda.get_rng_state(index)}
     return {
         "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "cuda": cuda,
         "python": [version, list(internal), gauss],
         "numpy": [str(name), keys.tolist(), int(pos), int(has_gauss), float(cached)],
         "generator": None if generator is None else generator.get_state(),
@@ -172,10 +305,25 @@ def get_rng_state(generator: torch.Generator | None = None) -> dict[str, Any]:
 
 
 def set_rng_state(state: dict[str, Any], generator: torch.Generator | None = None) -> None:
-    """Put back the states saved by :func:`get_rng_state` (tensors may have been mapped to any device)."""
+    """Put back the states saved by :func:`get_rng_state` (tensors may have been mapped to any device).
+
+    A CUDA state for a device this machine lacks is skipped with a warning:
+    training goes on, but its random draws on the GPU differ from the original run.
+    """
     torch.set_rng_state(state["torch"].cpu())
-    if state["cuda"] and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+    cuda = state["cuda"]
+    if isinstance(cuda, list):  # checkpoints before the device index was recorded: one state per GPU
+        cuda = dict(enumerate(cuda))
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    for index, cuda_state in cuda.items():
+        if index < count:
+            torch.cuda.set_rng_state(cuda_state.cpu(), index)
+        else:
+            warnings.warn(
+                f"the checkpoint holds the random state of cuda:{index}, and this machine has {count} CUDA "
+                "device(s): it is not restored, so random draws on the GPU (dropout) differ from the original "
+                "run and the resume is not bit-identical", stacklevel=2,
+            )
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
     name, keys, pos, has_gauss, cached = state["numpy"]
@@ -189,15 +337,21 @@ def set_rng_state(state: dict[str, Any], generator: torch.Generator | None = Non
 def save_checkpoint(
     path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer, epoch: int,
     config: dict[str, Any], history: list[dict[str, float]], generator: torch.Generator | None = None,
+    device: Device = None,
 ) -> Path:
-    """Save everything needed to resume after ``epoch`` atomically; ``generator`` is the loader's."""
+    """Save everything needed to resume after ``epoch`` atomically; ``generator`` is the loader's.
+
+    ``device`` is the one training runs on: its CUDA random state is saved (see
+    :func:`get_rng_state`). ``config`` and ``history`` must hold plain values
+    only; anything else (a ``Path``, a NumPy number) is refused before writing.
+    """
     checkpoint = {
         "model": _unwrap(model).state_dict(),
         "optimizer": optimizer.state_dict(),
         "epoch": int(epoch),
         "config": dict(config),
         "history": [dict(metrics) for metrics in history],
-        "rng": get_rng_state(generator),
+        "rng": get_rng_state(generator, device),
     }
     return atomic_save(checkpoint, path)
 
@@ -232,6 +386,7 @@ def restore_checkpoint(
 def checkpoint_hook(
     path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer, config: dict[str, Any],
     history: list[dict[str, float]] | None = None, generator: torch.Generator | None = None,
+    device: Device = None,
 ) -> EpochHook:
     """An ``on_epoch_end`` hook for ``fit`` that saves a checkpoint after every epoch.
 
@@ -242,6 +397,6 @@ def checkpoint_hook(
 
     def save(epoch: int, metrics: dict[str, float]) -> None:
         full_history.append(dict(metrics))
-        save_checkpoint(path, model, optimizer, epoch, config, full_history, generator)
+        save_checkpoint(path, model, optimizer, epoch, config, full_history, generator, device)
 
     return save

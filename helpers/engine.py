@@ -1,77 +1,102 @@
 """Training and evaluation loops (written out in 03_train, imported from then on).
 
-Losses and accuracies are exact per-example averages: each batch's mean loss
-is weighted by its size, so a short last batch counts exactly as much as its
-examples. Accuracy is a fraction in [0, 1] and is only computed when the
-targets are class labels (integers).
+Losses and accuracies are exact per-example averages: the sum over all examples of each example's
+loss, divided by the number of examples. Floating-point rounding aside, the result does not depend on
+the batch sizes: a short last batch counts exactly as much as its examples. The loss's ``reduction``,
+checked once at the start of each epoch, says what each example's loss is:
+
+- ``"mean"`` (also assumed for a loss without a ``reduction`` attribute): the batch mean times the
+  batch size is added, so an example with several values (pixels, outputs) counts with their mean;
+- ``"sum"``: the batch sum is added, so an example counts with the sum of its values; with one value
+  per example (class labels, a single regression output) this is the same average as ``"mean"``;
+- ``"none"`` is refused with a ``ValueError``: training steps on one number per batch.
+
+``nn.CrossEntropyLoss`` and ``nn.NLLLoss`` with class-index targets average the way their own mean
+does, with either reduction: each target weighs ``weight[target]`` (1 without ``weight``), a target
+equal to ``ignore_index`` weighs 0, and the loss is the weighted sum over the total weight. Without
+``weight`` or ignored targets this is the per-example average above.
+
+Accuracy is the fraction in [0, 1] of labelled (not ignored) examples whose largest output is the
+label, computed only when the targets are class labels (1-D integers) and the outputs are 2-D.
 """
 
 from __future__ import annotations
 
+import math
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 
 import torch
+from PIL import Image
 from torch import nn
 from tqdm.std import tqdm
 
-__all__ = ["EpochHook", "evaluate", "fit", "format_epoch", "predict", "train_one_epoch"]
+__all__ = ["EpochHook", "evaluate", "fit", "format_epoch", "predict", "predict_image", "train_one_epoch"]
 
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
 EpochHook = Callable[[int, dict[str, float]], "bool | None"]
 
 
-_READ_EVERY = 64  # batches whose outputs wait on the device before one read: bounds memory, rare syncs
+def _check_reduction(loss_fn: Callable[..., torch.Tensor]) -> str:
+    """``loss_fn``'s reduction, checked once per epoch: every batch must give one number."""
+    reduction = getattr(loss_fn, "reduction", "mean")
+    if reduction not in ("mean", "sum"):
+        raise ValueError(f"loss_fn has reduction={reduction!r}, but train_one_epoch and evaluate need a loss "
+                         "that returns one number per batch: use reduction='mean' or reduction='sum'")
+    return reduction
 
 
 class _Totals:
-    """Running sums that give exact per-example means.
+    """Running sums for the exact averages, kept on the device and read once at the end of the epoch.
 
-    Reading a number from a GPU (``.item()``) makes Python wait until the GPU has caught up; once
-    per batch, that stalls the queue of work. So each batch's mean loss, outputs and labels stay on
-    the device and are read together, every ``_READ_EVERY`` batches and at the end: one ``argmax``
-    over all of them instead of one per batch. The loss sums are formed in the same order as one
-    read per batch would form them, so the results are identical to the last bit.
+    Reading a number from a GPU (``.item()``) makes Python wait until the GPU has caught up, so the
+    sums stay tensors and the loop never waits for them.
     """
 
-    def __init__(self) -> None:
-        self.loss_sum, self.correct, self.count = 0.0, 0, 0
+    def __init__(self, loss_fn: Callable[..., torch.Tensor], device: torch.device) -> None:
+        self.mean = _check_reduction(loss_fn) == "mean"
+        self.loss_fn = loss_fn
+        self.class_weights = isinstance(loss_fn, (nn.CrossEntropyLoss, nn.NLLLoss))  # their mean is weighted
+        device = torch.device(device)
+        dtype = torch.float32 if device.type == "mps" else torch.float64  # MPS has no float64: float32 there
+        self.loss_sum = torch.zeros((), dtype=dtype, device=device)
+        self.weight_sum = torch.zeros((), dtype=dtype, device=device)  # examples, or class weights of kept targets
+        self.correct = torch.zeros((), dtype=torch.int64, device=device)
+        self.labelled = torch.zeros((), dtype=torch.int64, device=device)  # targets that are not ignored
+        self.count = 0  # examples seen: len(y) is known without waiting for the device
         self.classes = True
-        self.losses: list[torch.Tensor] = []  # batch mean losses, not read yet
-        self.sizes: list[int] = []
-        self.outputs: list[torch.Tensor] = []  # (B, num_classes) per batch, for accuracy
-        self.labels: list[torch.Tensor] = []  # (B,) per batch
 
     def add(self, loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
-        self.losses.append(loss if loss.dim() == 0 else loss.reshape(()))  # a mean-reduced loss: one value
-        self.sizes.append(len(y))
+        self.count += len(y)
+        kept = None
+        if self.class_weights and not y.is_floating_point():  # class indices, not class probabilities
+            kept = y != self.loss_fn.ignore_index
+            if self.loss_fn.weight is None:
+                weight = kept.sum()
+            else:  # the index must be a valid class even where the target is ignored
+                weight = (self.loss_fn.weight[torch.where(kept, y, 0)] * kept).sum()
+        else:
+            weight = len(y)
+        loss = loss.to(self.loss_sum.dtype)
+        self.loss_sum += loss * weight if self.mean else loss  # the batch's sum of example losses
+        self.weight_sum += weight
         if self.classes and y.dim() == 1 and logits.dim() == 2 and y.dtype in (torch.int64, torch.int32):
-            self.outputs.append(logits)
-            self.labels.append(y)
+            hits = logits.argmax(dim=1) == y
+            self.correct += (hits if kept is None else hits & kept).sum()
+            self.labelled += len(y) if kept is None else kept.sum()
         else:
             self.classes = False
-        if len(self.sizes) >= _READ_EVERY:
-            self._read()
-
-    def _read(self) -> None:
-        if not self.sizes:
-            return
-        for loss, n in zip(torch.stack(self.losses).tolist(), self.sizes, strict=True):
-            self.loss_sum += loss * n
-        self.count += sum(self.sizes)
-        if self.classes:
-            predicted = torch.cat(self.outputs).argmax(dim=1)
-            self.correct += int((predicted == torch.cat(self.labels)).sum())
-        self.losses, self.sizes, self.outputs, self.labels = [], [], [], []
 
     def result(self, prefix: str) -> dict[str, float]:
-        self._read()
         if self.count == 0:
             raise ValueError("the loader gave no batches: is the data set empty?")
-        metrics = {f"{prefix}_loss": self.loss_sum / self.count}
+        loss_sum, weight_sum = torch.stack([self.loss_sum, self.weight_sum]).tolist()  # the epoch's one wait
+        metrics = {f"{prefix}_loss": loss_sum / weight_sum if weight_sum else math.nan}  # all ignored: torch's nan
         if self.classes:
-            metrics[f"{prefix}_acc"] = self.correct / self.count
+            correct, labelled = torch.stack([self.correct, self.labelled]).tolist()
+            metrics[f"{prefix}_acc"] = correct / labelled if labelled else math.nan
         return metrics
 
 
@@ -79,9 +104,12 @@ def train_one_epoch(
     model: nn.Module, loader: Batches, loss_fn: nn.Module, optimizer: torch.optim.Optimizer,
     device: torch.device,
 ) -> dict[str, float]:
-    """One pass over ``loader`` with the six steps; returns ``train_loss`` (and ``train_acc``)."""
+    """One pass over ``loader`` with the six steps; returns ``train_loss`` (and ``train_acc``).
+
+    Raises ``ValueError`` before any step if ``loss_fn`` does not reduce a batch to one number.
+    """
+    totals = _Totals(loss_fn, device)
     model.train()
-    totals = _Totals()
     for X, y in loader:
         X, y = X.to(device), y.to(device)
         logits = model(X)                # 1. forward
@@ -97,8 +125,8 @@ def evaluate(
     model: nn.Module, loader: Batches, loss_fn: nn.Module, device: torch.device, prefix: str = "test"
 ) -> dict[str, float]:
     """Loss (and accuracy) over ``loader`` in eval mode without gradients; parameters stay untouched."""
+    totals = _Totals(loss_fn, device)
     model.eval()
-    totals = _Totals()
     with torch.inference_mode():
         for X, y in loader:
             X, y = X.to(device), y.to(device)
@@ -165,3 +193,35 @@ def predict(model: nn.Module, data: torch.Tensor | Batches, device: torch.device
         for X, _ in batches:
             outputs.append(model(X.to(device)).cpu())
     return torch.cat(outputs)
+
+
+def predict_image(
+    model: nn.Module, path: str | Path, transform: Callable[[Image.Image], torch.Tensor],
+    class_names: Sequence[str], device: torch.device,
+) -> tuple[str, float]:
+    """Predicted class name and its probability for one image file (08_custom_datasets).
+
+    The file may have any size and mode; it is read as RGB and passed through
+    ``transform``, which must give the (C, H, W) tensor the model was trained
+    on (resize included). ``model`` must already be on ``device``.
+    """
+    from helpers.vision import load_image  # here: vision imports torchvision, which fit does not need
+
+    X = transform(load_image(path))
+    if not isinstance(X, torch.Tensor) or X.dim() != 3:
+        raise ValueError(
+            f"transform must turn a PIL image into a (C, H, W) tensor, got "
+            f"{tuple(X.shape) if isinstance(X, torch.Tensor) else type(X).__name__}: end it with "
+            "ToImage() and ToDtype(torch.float32, scale=True)"
+        )
+    model.eval()
+    with torch.inference_mode():
+        logits = model(X.unsqueeze(0).to(device))  # (1, C, H, W) -> (1, num_classes)
+    if logits.shape[-1] != len(class_names):
+        raise ValueError(
+            f"the model gives {logits.shape[-1]} class scores but class_names has {len(class_names)} "
+            "names: pass the class names of the data the model was trained on"
+        )
+    probabilities = torch.softmax(logits[0].float(), dim=0).cpu()
+    index = int(probabilities.argmax())
+    return class_names[index], float(probabilities[index])

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import builtins
+import json
 import os
+import pickle
 import random
+import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +21,7 @@ from helpers.checkpoint import (
     CheckpointNotFoundError,
     CorruptCheckpointError,
     UnsafeCheckpointError,
+    atomic_save,
     checkpoint_hook,
     get_rng_state,
     load_checkpoint,
@@ -23,6 +29,7 @@ from helpers.checkpoint import (
     restore_checkpoint,
     safe_load,
     save_checkpoint,
+    save_json,
     save_weights,
     set_rng_state,
 )
@@ -102,6 +109,64 @@ def test_rng_states_round_trip_through_a_file(tmp_path):
     first = draw()
     set_rng_state(torch.load(tmp_path / "rng.pt", weights_only=True), generator)
     assert draw() == first
+
+
+class FakeCuda:
+    """A machine with ``count`` CUDA devices as torch.cuda reports them; nothing runs on a GPU."""
+
+    def __init__(self, monkeypatch, count: int, initialized: bool = True):
+        self.restored: dict[int, list[int]] = {}
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: count > 0)
+        monkeypatch.setattr(torch.cuda, "device_count", lambda: count)
+        monkeypatch.setattr(torch.cuda, "is_initialized", lambda: initialized)
+        monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+        monkeypatch.setattr(torch.cuda, "get_rng_state", lambda index: torch.tensor([index, 7], dtype=torch.uint8))
+        monkeypatch.setattr(torch.cuda, "get_rng_state_all", self.not_this)
+        monkeypatch.setattr(torch.cuda, "set_rng_state",
+                            lambda state, index: self.restored.update({index: state.tolist()}))
+
+    def not_this(self, *args):
+        raise AssertionError("records every GPU, and starts CUDA")
+
+
+@pytest.mark.parametrize("device", [None, "cpu", torch.device("cpu")])
+def test_rng_state_of_a_cpu_run_does_not_start_cuda(monkeypatch, device):
+    FakeCuda(monkeypatch, count=2, initialized=False)
+    monkeypatch.setattr(torch.cuda, "get_rng_state", FakeCuda.not_this)
+    assert get_rng_state(device=device)["cuda"] == {}
+
+
+@pytest.mark.parametrize("device, recorded", [("cuda:1", {1: [1, 7]}), ("cuda", {0: [0, 7]}), (None, {0: [0, 7]})])
+def test_rng_state_records_only_the_gpu_in_use(digits, tmp_path, monkeypatch, device, recorded):
+    FakeCuda(monkeypatch, count=4)
+    model, optimizer, train_loader, _ = build(digits)
+    hook = checkpoint_hook(tmp_path / "c.pt", model, optimizer, CONFIG, generator=train_loader.generator,
+                           device=device)
+    hook(1, {"epoch": 1, "train_loss": 1.0})
+    saved = load_checkpoint(tmp_path / "c.pt")["rng"]["cuda"]
+    assert {index: state.tolist() for index, state in saved.items()} == recorded
+
+
+@pytest.mark.parametrize("saved", [{1: torch.tensor([1, 7], dtype=torch.uint8)},
+                                   [torch.tensor([0, 7], dtype=torch.uint8)] * 2])  # the older format: all GPUs
+def test_restoring_without_the_saved_gpu_warns_that_the_resume_differs(monkeypatch, saved):
+    state = {**get_rng_state(), "cuda": saved}
+    cuda = FakeCuda(monkeypatch, count=1)
+    with pytest.warns(UserWarning, match=r"state of cuda:1, and this machine has 1 CUDA device.*not bit-identical"):
+        set_rng_state(state)
+    assert 1 not in cuda.restored
+    cuda = FakeCuda(monkeypatch, count=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        set_rng_state(state)
+    assert cuda.restored[1] in ([1, 7], [0, 7])
+
+
+def test_restoring_a_gpu_state_on_a_cpu_only_machine_warns(monkeypatch):
+    state = {**get_rng_state(), "cuda": {0: torch.tensor([0, 7], dtype=torch.uint8)}}
+    FakeCuda(monkeypatch, count=0)
+    with pytest.warns(UserWarning, match=r"cuda:0, and this machine has 0 CUDA device"):
+        set_rng_state(state)
 
 
 # ---- exact resume --------------------------------------------------------------------------------
@@ -204,10 +269,63 @@ def test_save_failing_part_way_keeps_the_earlier_checkpoint_and_no_temp_file(ear
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(torch, "save", broken_save)
-    with pytest.raises(RuntimeError, match="disk full"):
+    with pytest.raises(CheckpointError, match=r"could not save .*last\.pt \(RuntimeError: disk full\); any earlier"):
         save_checkpoint(folder / "last.pt", model, optimizer, 2, CONFIG, [])
     assert os.listdir(folder) == ["last.pt"]
     assert load_checkpoint(folder / "last.pt")["epoch"] == 1
+
+
+@pytest.mark.parametrize("config, message", [
+    ({"activation": lambda x: x}, r"config\['activation'\] in last\.pt: a function, .*a name, not a function"),
+    ({"paths": {"data_dir": Path("data")}},
+     r"config\['paths'\]\['data_dir'\] in last\.pt: a pathlib\.\w*Path.*str\(path\)"),
+    ({"dropout": np.float64(0.2)}, r"config\['dropout'\] in last\.pt: a numpy\.float64.*float\(x\)"),
+    ({"sizes": [16, np.int64(32)]}, r"config\['sizes'\]\[1\] in last\.pt: a numpy\.int64.*int\(x\)"),
+    ({"mean": np.zeros(3)}, r"config\['mean'\] in last\.pt: a numpy\.ndarray.*x\.tolist\(\)"),
+])
+def test_config_that_weights_only_could_not_read_back_is_refused_when_saving(earlier, config, message):
+    model, optimizer, folder = earlier
+    with pytest.raises(CheckpointError, match=rf"cannot save {message}"):
+        save_checkpoint(folder / "last.pt", model, optimizer, 2, config, [])
+    assert os.listdir(folder) == ["last.pt"]
+    assert load_checkpoint(folder / "last.pt")["epoch"] == 1
+
+
+def test_values_checked_before_saving_include_dict_keys_and_a_dict_that_holds_itself(tmp_path):
+    with pytest.raises(CheckpointError, match=r"cannot save a key in config\['sizes'\] in c\.pt: a numpy\.int64"):
+        atomic_save({"config": {"sizes": {np.int64(1): 2}}}, tmp_path / "c.pt")
+    config = {"name": "loop"}
+    config["self"] = config  # pickle and weights_only both handle a cycle
+    atomic_save({"config": config}, tmp_path / "c.pt")
+    assert safe_load(tmp_path / "c.pt")["config"]["self"]["self"]["name"] == "loop"
+
+
+def test_numpy_learning_rate_is_named_by_its_place_in_the_optimizer(earlier):
+    model, _, folder = earlier
+    optimizer = torch.optim.SGD(model.parameters(), lr=np.float64(0.1))  # as np.logspace gives it
+    with pytest.raises(CheckpointError, match=r"cannot save optimizer\['param_groups'\]\[0\]\['lr'\] in"):
+        save_checkpoint(folder / "last.pt", model, optimizer, 2, CONFIG, [])
+    assert load_checkpoint(folder / "last.pt")["epoch"] == 1
+
+
+def test_save_json_writes_json_atomically(tmp_path):
+    record = {"config": {"epochs": 2, "device": "cpu"}, "history": [{"epoch": 1, "test_acc": 0.5}]}
+    assert save_json(record, tmp_path / "history.json") == tmp_path / "history.json"
+    assert json.loads((tmp_path / "history.json").read_text()) == record
+    with pytest.raises(CheckpointError, match=r"could not save .*history\.json \(TypeError: Object of type set.*"
+                                              r"any earlier file there is unchanged: save only numbers, strings"):
+        save_json({"history": {1, 2}}, tmp_path / "history.json")
+    assert os.listdir(tmp_path) == ["history.json"]
+    assert json.loads((tmp_path / "history.json").read_text()) == record
+
+
+def test_save_json_failing_part_way_keeps_the_earlier_file(tmp_path, monkeypatch):
+    save_json({"epoch": 1}, tmp_path / "history.json")
+    monkeypatch.setattr(os, "fsync", lambda fd: (_ for _ in ()).throw(OSError(5, "Input/output error")))
+    with pytest.raises(CheckpointError, match=r"could not save .*history\.json \(Input/output error\)"):
+        save_json({"epoch": 2}, tmp_path / "history.json")
+    assert os.listdir(tmp_path) == ["history.json"]
+    assert json.loads((tmp_path / "history.json").read_text()) == {"epoch": 1}
 
 
 def test_failing_rename_keeps_the_earlier_checkpoint_and_no_temp_file(earlier, monkeypatch):
@@ -276,6 +394,68 @@ def test_checkpoint_mapped_to_cuda_restores(digits, tmp_path):
     cuda_model = build(digits, seed=3)[0].to("cuda")
     assert restore_checkpoint(checkpoint, cuda_model, None, train_loader.generator) == 2
     assert same_parameters(cuda_model.cpu(), model)
+
+
+def test_unreadable_file_says_it_cannot_be_read(tmp_path, monkeypatch):
+    path = tmp_path / "w.pt"
+    save_weights(nn.Linear(2, 2), path)
+    real_open = builtins.open
+
+    def no_permission(file, *args, **kwargs):
+        if os.fspath(file) == os.fspath(path):
+            raise PermissionError(13, "Permission denied", os.fspath(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", no_permission)  # root reads any file, so chmod cannot show it
+    with pytest.raises(CheckpointError, match=r"cannot read .*w\.pt \(Permission denied\): check the") as info:
+        load_weights(nn.Linear(2, 2), path)
+    assert not isinstance(info.value, CorruptCheckpointError)
+
+
+def save_as_if_on(location: str, path, monkeypatch) -> None:
+    """Write a state dict whose tensors are recorded as saved on ``location`` (a GPU this machine may lack)."""
+    with monkeypatch.context() as patch:
+        patch.setattr(torch.serialization, "location_tag", lambda storage: location)
+        torch.save(nn.Linear(2, 2).state_dict(), path)
+
+
+@pytest.mark.parametrize("location, cuda_devices", [("cuda:0", 0), ("cuda:2", 1)])
+def test_gpu_saved_file_on_a_machine_without_that_gpu(tmp_path, monkeypatch, location, cuda_devices):
+    save_as_if_on(location, tmp_path / "gpu.pt", monkeypatch)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda_devices > 0)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: cuda_devices)
+    with pytest.raises(RuntimeError, match="Attempting to deserialize object on"):  # what torch alone says
+        torch.load(tmp_path / "gpu.pt", map_location=None, weights_only=True)
+    with pytest.raises(CheckpointError, match=rf"gpu\.pt was saved from a GPU \({location}\) that this machine "
+                                              r"does not have: pass map_location=\"cpu\"") as info:
+        load_weights(nn.Linear(2, 2), tmp_path / "gpu.pt", map_location=None)
+    assert not isinstance(info.value, CorruptCheckpointError)
+    load_weights(nn.Linear(2, 2), tmp_path / "gpu.pt")  # the default map_location="cpu" reads it
+
+
+def test_map_location_to_a_missing_gpu_says_so(tmp_path, monkeypatch):
+    save_weights(nn.Linear(2, 2), tmp_path / "w.pt")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(CheckpointError, match=r"cannot load w\.pt to map_location='cuda': this machine has no such"):
+        load_weights(nn.Linear(2, 2), tmp_path / "w.pt", map_location="cuda")
+
+
+def test_unsafe_file_is_told_from_a_damaged_one_without_reading_torchs_message(tmp_path, monkeypatch):
+    class Payload:
+        def __reduce__(self):
+            return (os.getcwd, ())
+
+    torch.save({"model": Payload()}, tmp_path / "evil.pt")
+
+    def reworded_load(*args, **kwargs):
+        raise pickle.UnpicklingError("Weights only load failed: blocked")  # no "GLOBAL", no "add_safe_globals"
+
+    monkeypatch.setattr(torch, "load", reworded_load)
+    with pytest.raises(UnsafeCheckpointError, match=r"refused to load .*evil\.pt: it refers to .*getcwd"):
+        safe_load(tmp_path / "evil.pt")
+    save_weights(nn.Linear(2, 2), tmp_path / "w.pt")
+    with pytest.raises(CorruptCheckpointError, match=r"w\.pt is damaged"):
+        safe_load(tmp_path / "w.pt")
 
 
 def test_any_garbage_is_reported_as_corrupt(tmp_path):

@@ -1,8 +1,10 @@
 import copy
+import warnings
 
 import pytest
 import torch
 from torch import nn
+from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from helpers.data import InMemoryLoader
@@ -46,20 +48,109 @@ def test_evaluate_leaves_parameters_and_gradients_untouched():
     assert all(p.grad is None for p in model.parameters())
 
 
-def test_regression_has_no_accuracy():
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_regression_gives_the_exact_loss_and_no_accuracy(reduction):
+    X = torch.linspace(0, 1, 9).unsqueeze(1)  # (9, 1)
+    y = 2 * X + 1  # float targets, one value per example
+    torch.manual_seed(0)
+    model = nn.Linear(1, 1)
+    loader = DataLoader(TensorDataset(X, y), batch_size=4)  # batches of 4, 4 and 1
+    loss_fn = nn.MSELoss(reduction=reduction)
+    with torch.no_grad():
+        exact_loss = ((model(X) - y) ** 2).sum().item() / 9
+    assert evaluate(model, loader, loss_fn, CPU) == {"test_loss": pytest.approx(exact_loss, rel=1e-6)}
+    unchanged = torch.optim.SGD(model.parameters(), lr=0.0)  # the epoch sees the same model throughout
+    train_metrics = train_one_epoch(model, loader, loss_fn, unchanged, CPU)
+    assert train_metrics == {"train_loss": pytest.approx(exact_loss, rel=1e-6)}
+
+
+def test_several_values_per_example_count_with_their_mean_or_their_sum():
     X = torch.linspace(0, 1, 9).unsqueeze(1)
-    metrics = evaluate(nn.Linear(1, 1), DataLoader(TensorDataset(X, 2 * X), batch_size=4), nn.L1Loss(), CPU)
-    assert set(metrics) == {"test_loss"}
+    y = torch.cat([2 * X, -X], dim=1)  # (9, 2): two regression outputs per example
+    torch.manual_seed(0)
+    model = nn.Linear(1, 2)
+    loader = DataLoader(TensorDataset(X, y), batch_size=4)
+    with torch.no_grad():
+        squared_errors = (model(X) - y) ** 2  # (9, 2)
+    mean_loss = evaluate(model, loader, nn.MSELoss(), CPU)["test_loss"]
+    sum_loss = evaluate(model, loader, nn.MSELoss(reduction="sum"), CPU)["test_loss"]
+    assert mean_loss == pytest.approx(squared_errors.mean(dim=1).mean().item(), rel=1e-6)
+    assert sum_loss == pytest.approx(squared_errors.sum(dim=1).mean().item(), rel=1e-6)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_mean_and_sum_reductions_give_the_same_per_example_average(reduction):
+    X, y = classification_data(n=10)
+    torch.manual_seed(0)
+    model = nn.Linear(4, 3)
+    loader = DataLoader(TensorDataset(X, y), batch_size=4)  # batches of 4, 4 and 2
+    unchanged = torch.optim.SGD(model.parameters(), lr=0.0)  # train and test losses see the same model
+    with torch.no_grad():
+        per_example = [F.cross_entropy(model(X[i : i + 1]), y[i : i + 1]).item() for i in range(10)]
+        exact_acc = (model(X).argmax(dim=1) == y).sum().item() / 10
+    history = fit(model, loader, loader, nn.CrossEntropyLoss(reduction=reduction), unchanged, 1, CPU,
+                  progress="none")
+    assert history[0]["train_loss"] == pytest.approx(sum(per_example) / 10, rel=1e-6)
+    assert history[0]["test_loss"] == pytest.approx(sum(per_example) / 10, rel=1e-6)
+    assert history[0]["train_acc"] == history[0]["test_acc"] == exact_acc
+
+
+def test_reduction_none_is_a_clear_error_before_any_step():
+    X, y = classification_data(n=10)
+    model = nn.Linear(4, 3)
+    before = copy.deepcopy(model.state_dict())
+    loader = DataLoader(TensorDataset(X, y), batch_size=4)
+    loss_fn = nn.CrossEntropyLoss(reduction="none")
+    message = r"reduction='none'.*one number per batch: use reduction='mean' or reduction='sum'"
+    with pytest.raises(ValueError, match=message):
+        train_one_epoch(model, loader, loss_fn, torch.optim.SGD(model.parameters(), lr=0.1), CPU)
+    with pytest.raises(ValueError, match=message):
+        evaluate(model, loader, loss_fn, CPU)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+WEIGHT = torch.tensor([0.5, 2.0, 1.0])
+CLASS_LOSS_CASES = {  # loss class, its options, targets set to its ignore_index (more may hold a class it ignores)
+    "weight": (nn.CrossEntropyLoss, {"weight": WEIGHT}, []),
+    "ignore_index in range": (nn.CrossEntropyLoss, {"ignore_index": 0}, [1, 6]),
+    "weight, ignored, smoothing": (nn.CrossEntropyLoss, {"weight": WEIGHT, "label_smoothing": 0.1}, [1, 6]),
+    "nll weight, ignored": (nn.NLLLoss, {"weight": WEIGHT, "ignore_index": 2}, [3]),
+}
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("case", CLASS_LOSS_CASES)
+def test_class_weights_and_ignored_targets_average_like_the_loss_over_the_whole_set(case, reduction):
+    loss_class, options, ignored = CLASS_LOSS_CASES[case]
+    X, y = classification_data(n=10)
+    y[ignored] = options.get("ignore_index", -100)
+    torch.manual_seed(0)
+    model = nn.Linear(4, 3) if loss_class is nn.CrossEntropyLoss else nn.Sequential(nn.Linear(4, 3), nn.LogSoftmax(1))
+    loader = DataLoader(TensorDataset(X, y), batch_size=4)  # batches of 4, 4 and 2
+    metrics = evaluate(model, loader, loss_class(reduction=reduction, **options), CPU)
+    with torch.no_grad():
+        outputs = model(X)
+        whole_set = loss_class(**options)(outputs, y).item()  # the loss's own mean, all examples in one batch
+    kept = y != options.get("ignore_index", -100)
+    assert kept.any() and kept.all() == (not ignored)  # the case ignores some targets, or none
+    assert metrics["test_loss"] == pytest.approx(whole_set, rel=1e-6)
+    assert metrics["test_acc"] == (outputs.argmax(dim=1) == y)[kept].sum().item() / kept.sum().item()
 
 
 def hand_written_epoch(model, loader, loss_fn, optimizer):
-    """The six steps as 03_train writes them out."""
+    """The six steps as 03_train writes them out; returns the loss and accuracy added up by hand."""
     model.train()
+    loss_sum, correct, count = 0.0, 0, 0
     for X, y in loader:
-        loss = loss_fn(model(X), y)
+        logits = model(X)
+        loss = loss_fn(logits, y)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
+        loss_sum += loss.item() * len(y)
+        correct += (logits.argmax(dim=1) == y).sum().item()
+        count += len(y)
+    return loss_sum / count, correct / count
 
 
 def test_train_one_epoch_matches_the_hand_written_loop():
@@ -69,9 +160,9 @@ def test_train_one_epoch_matches_the_hand_written_loop():
     ours = nn.Linear(4, 3)
     theirs = copy.deepcopy(ours)
     metrics = train_one_epoch(ours, loader, nn.CrossEntropyLoss(), torch.optim.SGD(ours.parameters(), 0.1), CPU)
-    hand_written_epoch(theirs, loader, nn.CrossEntropyLoss(), torch.optim.SGD(theirs.parameters(), 0.1))
+    loss, acc = hand_written_epoch(theirs, loader, nn.CrossEntropyLoss(), torch.optim.SGD(theirs.parameters(), 0.1))
     assert all(torch.equal(a, b) for a, b in zip(ours.parameters(), theirs.parameters(), strict=True))
-    assert set(metrics) == {"train_loss", "train_acc"} and 0 <= metrics["train_acc"] <= 1
+    assert metrics == {"train_loss": pytest.approx(loss, rel=1e-12), "train_acc": acc}
 
 
 def make_fit_setup(seed=0):
@@ -112,8 +203,8 @@ def test_fit_hook_sees_every_epoch_and_can_stop_early():
 
     history = fit(model, train, test, nn.CrossEntropyLoss(), optimizer, 10, CPU,
                   on_epoch_end=stop_after_two, progress="none", eval_prefix="val", start_epoch=1)
-    assert len(history) == 2 and [e for e, _ in seen] == [1, 2]
-    assert "val_loss" in history[0]
+    assert len(history) == 2
+    assert seen == [(h["epoch"], h["val_loss"]) for h in history] and [e for e, _ in seen] == [1, 2]
 
 
 def test_fit_prints_one_line_per_epoch_or_a_bar(capsys):
@@ -140,6 +231,8 @@ def test_predict_on_tensor_and_loader_agree():
     from_tensor = predict(model, X, CPU)
     from_loader = predict(model, DataLoader(TensorDataset(X, y), batch_size=4), CPU)
     assert from_tensor.shape == (11, 3) and torch.allclose(from_tensor, from_loader)
+    with torch.no_grad():
+        assert torch.equal(from_tensor, model(X))
     assert not from_tensor.requires_grad
 
 
@@ -148,17 +241,44 @@ def test_empty_loader_is_a_clear_error():
         evaluate(nn.Linear(4, 3), [], nn.CrossEntropyLoss(), CPU)
 
 
-def test_averages_stay_exact_over_many_batches_read_in_chunks():
+def test_averages_over_many_batches_equal_the_whole_set_and_add_up_in_float64():
     torch.manual_seed(0)
     X, y = classification_data(n=601)
     model = nn.Linear(4, 3)
-    loader = DataLoader(TensorDataset(X, y), batch_size=2)  # 301 batches: values are read in more than one chunk
+    loader = DataLoader(TensorDataset(X, y), batch_size=2)  # 301 batches, the last one short
     metrics = evaluate(model, loader, nn.CrossEntropyLoss(), CPU)
     with torch.no_grad():
-        per_batch = [(nn.functional.cross_entropy(model(xb), yb).item(), len(yb)) for xb, yb in loader]
+        whole_set = F.cross_entropy(model(X), y, reduction="mean").item()
+        per_batch = [(F.cross_entropy(model(xb), yb).item(), len(yb)) for xb, yb in loader]
         correct = (model(X).argmax(1) == y).sum().item()
-    expected = 0.0
-    for loss, n in per_batch:  # one .item() per batch, summed in order: the old, slow way
-        expected += loss * n
-    assert metrics["test_loss"] == expected / 601  # identical, not just close
+    assert metrics["test_loss"] == pytest.approx(whole_set, rel=1e-6)
+    in_python_floats = 0.0
+    for loss, n in per_batch:  # one .item() per batch, added in order in float64
+        in_python_floats += loss * n
+    assert metrics["test_loss"] == in_python_floats / 601  # identical: a float32 sum would differ
     assert metrics["test_acc"] == correct / 601
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_an_epoch_waits_for_the_gpu_only_at_its_end():
+    cuda = torch.device("cuda")
+    X, y = (t.to(cuda) for t in classification_data(n=300))
+    model = nn.Linear(4, 3).to(cuda)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    loss_fn = nn.CrossEntropyLoss(weight=WEIGHT.to(cuda), ignore_index=0)
+
+    def synchronisations(batch_size):
+        batches = list(zip(X.split(batch_size), y.split(batch_size), strict=True))  # already on the GPU
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
+            try:
+                train_one_epoch(model, batches, loss_fn, optimizer, cuda)
+                evaluate(model, batches, loss_fn, cuda)
+            finally:
+                torch.cuda.set_sync_debug_mode("default")
+        return sum("synchronizing" in str(w.message) for w in caught)
+
+    synchronisations(100)  # warm-up: first calls may initialise libraries
+    assert synchronisations(100) == synchronisations(10)  # 3 or 30 batches: the same few reads at the end
