@@ -1,7 +1,7 @@
 """Data as tensors in memory: generated sets, the digits images and subsets of them, splits and loaders (01_data).
 
 Image data sets read from files (image folders, the generated shapes, torchvision's
-sets) live in :mod:`helpers.images`; anything that needs the network in
+sets) live in :mod:`helpers.vision`; anything that needs the network in
 :mod:`helpers.downloads`.
 """
 

@@ -26,6 +26,9 @@ from urllib.parse import urlparse
 import torch
 from torch.utils.data import Dataset
 from torchvision import datasets
+from torchvision.datasets.utils import check_integrity
+
+from helpers.paths import display_path
 
 __all__ = [
     "OFFLINE_ENV", "ONLINE_DATASETS", "DatasetUnavailableError", "WeightsUnavailableError",
@@ -93,6 +96,14 @@ def _first_url(cls: type[datasets.VisionDataset]) -> str:
     return cls.url
 
 
+def _archives_present(cls: type[datasets.VisionDataset], root: Path) -> bool:
+    """Whether every file torchvision would download for ``cls`` is already under ``root``, intact."""
+    if issubclass(cls, datasets.MNIST):
+        raw = root / cls.__name__ / "raw"
+        return all(check_integrity(str(raw / filename), md5) for filename, md5 in cls.resources)
+    return check_integrity(str(root / cls.filename), cls.tgz_md5)
+
+
 def _hand_copy_hint(name: str, root: Path) -> str:
     cls = ONLINE_DATASETS[name]
     if issubclass(cls, datasets.MNIST):
@@ -119,7 +130,8 @@ def open_torchvision_dataset(
     except RuntimeError:
         pass  # not on disk yet (torchvision says "Dataset not found"): download it
     try:
-        check_reachable(_first_url(cls))
+        if not _archives_present(cls, Path(root)):  # files put there by hand: torchvision unpacks them offline
+            check_reachable(_first_url(cls))
         return cls(str(root), train=train, transform=transform, download=True)
     except (urllib.error.URLError, OSError, RuntimeError) as error:
         reason = (str(error).strip().splitlines() or [type(error).__name__])[-1]
@@ -150,7 +162,8 @@ def fetch_weights(weights: Any) -> dict[str, torch.Tensor]:
             check_reachable(weights.url)
         except OSError as error:
             raise WeightsUnavailableError(
-                f"{weights} is not in the torch.hub cache ({path.parent}) and cannot be downloaded ({error}); "
+                f"{weights} is not in the torch.hub cache ({display_path(path.parent)}) and cannot be downloaded "
+                f"({error}); "
                 f"to use it offline, put {path.name} from {weights.url} in that folder"
             ) from None
     try:
@@ -159,5 +172,6 @@ def fetch_weights(weights: Any) -> dict[str, torch.Tensor]:
         raise WeightsUnavailableError(f"{weights} could not be downloaded: {error}") from None
     except Exception as error:  # a damaged or unsafe file fails in many ways (pickle, zip, hash)
         raise WeightsUnavailableError(
-            f"{weights} in the cache cannot be used ({type(error).__name__}: {error}); delete {path} and run again"
+            f"{weights} in the cache cannot be used ({type(error).__name__}: {error}); delete "
+            f"{display_path(path)} and run again"
         ) from None

@@ -1,4 +1,4 @@
-"""Tests of helpers.folders: the hand-written ImageFolder, its errors, and predict_image."""
+"""The hand-written ImageFolder and its errors (helpers.vision), and predict_image (helpers.engine), as in 08."""
 
 from __future__ import annotations
 
@@ -13,17 +13,12 @@ from PIL import Image
 from torch import nn
 from torchvision import datasets
 from torchvision.datasets.folder import IMG_EXTENSIONS as TORCHVISION_EXTENSIONS
+from torchvision.datasets.folder import make_dataset
 from torchvision.transforms import v2
 
-from helpers.folders import (
-    IMG_EXTENSIONS,
-    ImageFolderDataset,
-    ImageFolderError,
-    find_classes,
-    load_image,
-    predict_image,
-)
+from helpers.engine import predict_image
 from helpers.shapes import draw_shape, make_shapes
+from helpers.vision import IMG_EXTENSIONS, ImageFolderDataset, ImageFolderError, find_classes, find_samples, load_image
 
 TRANSFORM = v2.Compose([v2.Resize((16, 16)), v2.ToImage(), v2.ToDtype(torch.float32, scale=True)])
 
@@ -71,6 +66,15 @@ def test_same_as_imagefolder_with_nesting_modes_and_stray_files(tmp_path):
     (tmp_path / "readme.md").write_text("a file next to the class folders is ignored")
     assert_same_as_imagefolder(tmp_path)
     assert ImageFolderDataset(tmp_path).classes == ["C_upper", "a_class", "b_class"]
+
+
+def test_find_samples_lists_what_torchvisions_make_dataset_lists(shapes_root):
+    classes, class_to_idx = find_classes(shapes_root / "train")
+    assert classes == ["circle", "square", "triangle"] and class_to_idx == {"circle": 0, "square": 1, "triangle": 2}
+    ours = find_samples(shapes_root / "train", class_to_idx)
+    theirs = make_dataset(str(shapes_root / "train"), class_to_idx, extensions=TORCHVISION_EXTENSIONS)
+    assert [(str(path), label) for path, label in ours] == theirs
+    assert [label for _, label in ours] == [0, 0, 0, 1, 1, 1, 2, 2, 2]
 
 
 def test_extensions_match_torchvision():

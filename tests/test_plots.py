@@ -1,13 +1,17 @@
+"""helpers.plots: every plot takes data and returns a matplotlib Figure; checked through the Figure's artists."""
+
+from __future__ import annotations
+
+import pytest
 import torch
 from matplotlib.figure import Figure
-from torch import nn
 
 from helpers.plots import (
     plot_confusion_matrix,
-    plot_decision_boundary,
     plot_image_grid,
     plot_loss_curves,
     plot_predictions,
+    plot_results,
 )
 
 
@@ -39,10 +43,7 @@ def test_image_grid_titles_and_colours_wrong_predictions():
     assert [ax.get_title() for ax in colour.axes] == ["a", "b"]
 
 
-def test_decision_boundary_and_confusion_matrix():
-    X, y = torch.randn(30, 2), torch.randint(2, (30,))
-    fig = plot_decision_boundary(nn.Linear(2, 2), X, y, torch.device("cpu"), steps=20)
-    assert fig.axes[0].get_title() == "Decision boundary"
+def test_confusion_matrix_shows_counts():
     matrix = torch.tensor([[5, 1], [0, 4]])
     texts = [t.get_text() for t in plot_confusion_matrix(matrix, ["cat", "dog"]).axes[0].texts]
     assert texts == ["5", "1", "0", "4"]
@@ -52,3 +53,20 @@ def test_normalised_confusion_matrix_shows_fractions():
     matrix = torch.tensor([[0.75, 0.25], [0.0, 1.0]])
     texts = [t.get_text() for t in plot_confusion_matrix(matrix, ["cat", "dog"]).axes[0].texts]
     assert texts == ["0.75", "0.25", "0.00", "1.00"]
+
+
+def test_plot_results_draws_one_error_bar_per_config_with_the_best_in_red():
+    rows = [{"config": "b", "runs": 2, "mean": 0.92, "std": 0.03, "seconds": 1.5},
+            {"config": "a", "runs": 2, "mean": 0.97, "std": 0.01, "seconds": 4.0}]
+    fig = plot_results(rows, metric="val_acc", best="a")
+    assert isinstance(fig, Figure)
+    ax = fig.axes[0]
+    position = {t.get_text(): y for t, y in zip(ax.get_yticklabels(), ax.get_yticks(), strict=True)}
+    assert position["b"] > position["a"], "the first row of the table is drawn at the top"
+    assert [c.lines[0].get_color() for c in ax.containers] == ["tab:blue", "tab:red"]  # rows b, a
+    assert [c.lines[0].get_xdata()[0] for c in ax.containers] == pytest.approx([0.92, 0.97])
+    error_bar_ends = [c.lines[2][0].get_segments()[0][:, 0].tolist() for c in ax.containers]
+    assert error_bar_ends == [pytest.approx([0.89, 0.95]), pytest.approx([0.96, 0.98])]  # mean ± std
+    assert ax.get_xlabel() == "val_acc (mean ± std over seeds)"
+    with pytest.raises(ValueError, match="no results to plot"):
+        plot_results([])

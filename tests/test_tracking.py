@@ -7,7 +7,6 @@ import statistics
 
 import pytest
 import torch
-from matplotlib.figure import Figure
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 from torch import nn
@@ -19,9 +18,7 @@ from helpers.tracking import (
     TensorBoardHook,
     format_results_table,
     log_hparams,
-    make_tensorboard_hook,
     mean_std,
-    plot_results,
     summarize_runs,
     tensorboard_dir,
 )
@@ -122,10 +119,10 @@ def test_a_tiny_run_reads_back_with_tensorboards_reader(tmp_path):
     assert sorted(metric_tags) == ["hparam/val_acc", "hparam/val_loss"]
 
 
-def test_hook_never_stops_training_and_factory_gives_the_same_hook(tmp_path):
+def test_hook_never_stops_training_and_files_unknown_keys_under_other(tmp_path):
     with SummaryWriter(tmp_path) as writer:
-        hook = make_tensorboard_hook(writer)
-        assert isinstance(hook, TensorBoardHook) and hook.writer is writer
+        hook = TensorBoardHook(writer)
+        assert hook.writer is writer
         assert hook(1, {"epoch": 1, "train_loss": 0.5, "custom": 2.0}) is None
         assert len(tiny_fit(writer, epochs=4)) == 4
     tags = EventAccumulator(str(tmp_path)).Reload().Tags()["scalars"]
@@ -166,22 +163,22 @@ def test_summarize_runs_groups_by_config_in_first_seen_order():
 
 def test_results_table_shows_mean_std_best_and_difference_from_reference():
     text = format_results_table(summarize_runs(RESULTS), best="a", reference="b")
-    lines = text.splitlines()
-    assert "val_acc mean ± std" in lines[0] and "vs reference" in lines[0]
-    assert lines[2].startswith("  b ") and "92.00% ± 2.83%" in lines[2] and "+0.0 pts" in lines[2]
-    assert lines[3].startswith("* a ") and "97.00% ± 1.41%" in lines[3] and "+5.0 pts" in lines[3]
-    assert "vs reference" not in format_results_table(summarize_runs(RESULTS))
+    assert text == (
+        "   configuration  runs  val_acc mean ± std  s/run  vs reference\n"
+        "-  -------------  ----  ------------------  -----  ------------\n"
+        "   b                 2      92.00% ± 2.83%    1.5      +0.0 pts\n"
+        "*  a                 2      97.00% ± 1.41%    4.0      +5.0 pts"
+    )
     with pytest.raises(ValueError, match="reference 'c'"):
         format_results_table(summarize_runs(RESULTS), reference="c")
 
 
-def test_plot_results_draws_one_error_bar_per_config_with_the_best_in_red():
-    fig = plot_results(summarize_runs(RESULTS), best="a")
-    assert isinstance(fig, Figure)
-    ax = fig.axes[0]
-    position = {t.get_text(): y for t, y in zip(ax.get_yticklabels(), ax.get_yticks(), strict=True)}
-    assert position["b"] > position["a"], "the first row of the table is drawn at the top"
-    assert [c.lines[0].get_color() for c in ax.containers] == ["tab:blue", "tab:red"]  # rows b, a
-    assert [c.lines[0].get_xdata()[0] for c in ax.containers] == pytest.approx([0.92, 0.97])
-    with pytest.raises(ValueError, match="no results"):
-        plot_results([])
+def test_results_table_without_reference_or_best_has_no_extra_column():
+    lines = format_results_table(summarize_runs(RESULTS), metric="val_acc").splitlines()
+    assert [line.split() for line in lines] == [
+        ["configuration", "runs", "val_acc", "mean", "±", "std", "s/run"],
+        ["-------------", "----", "------------------", "-----"],
+        ["b", "2", "92.00%", "±", "2.83%", "1.5"],
+        ["a", "2", "97.00%", "±", "1.41%", "4.0"],
+    ]
+    assert "*" not in "".join(lines)

@@ -1,78 +1,57 @@
-"""Unit tests for helpers/transfer.py (09_transfer_learning). None of them touches the network."""
+"""Unit tests for helpers/transfer.py (09_transfer_learning). None of them touches the network.
+
+The ImageNet tests use torchvision's real ``MobileNet_V3_Small_Weights`` enum and its real
+preprocessing; the weights file is written here into a temporary ``TORCH_HOME`` cache
+(the hash is only checked on download, so any state dict of the right shape will do).
+"""
 
 from __future__ import annotations
 
-import socket
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
-from torchvision.models import get_model
-from torchvision.transforms import v2
+from torchvision.models import MobileNet_V3_Small_Weights
 
 import helpers.transfer as transfer
-from helpers.data import load_digits
+from helpers.data import few_labelled_split, load_digits, select_digits
 from helpers.device import set_seed
+from helpers.downloads import OFFLINE_ENV, WeightsUnavailableError, cached_weights_path
 from helpers.engine import train_one_epoch
 from helpers.transfer import (
+    IMAGENET_ARCH,
     MAX_LABELLED_PER_CLASS,
     TARGET_DIGITS,
     ImageNetInput,
     TransferModel,
-    WeightsUnavailableError,
-    cached_weights_path,
-    fetch_imagenet_state_dict,
-    few_labelled_split,
+    imagenet_backbone,
     load_pretrained_backbone,
     random_init_copy,
-    select_digits,
 )
+from tests.test_downloads import mobilenet_state, write_unsafe_weights
 
 CPU = torch.device("cpu")
-
-
-class FakeWeights:
-    """Stands in for a torchvision weights enum value: a URL, metadata and a (small, fast) preprocessing."""
-
-    url = "https://download.pytorch.org/models/mobilenet_v3_small-0123abcd.pth"
-    meta = {"categories": ["a", "b"], "num_params": 2_542_856}
-
-    def transforms(self) -> nn.Module:
-        return v2.Compose([v2.Resize(36), v2.CenterCrop(32), v2.Normalize([0.5] * 3, [0.25] * 3)])
-
-    def __str__(self) -> str:
-        return "FakeWeights.TEST"
+WEIGHTS = MobileNet_V3_Small_Weights.DEFAULT
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # ImageNet's, as published
 
 
 @pytest.fixture
-def hub_dir(monkeypatch, tmp_path) -> Path:
-    """An empty torch.hub cache in tmp_path."""
-    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
-    return tmp_path / "hub"
+def hub_cache(monkeypatch, tmp_path) -> Path:
+    """An empty torch.hub cache (``TORCH_HOME`` in tmp_path) and no network; returns its checkpoints folder."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv(OFFLINE_ENV, "1")
+    return tmp_path / "torch" / "hub" / "checkpoints"
 
 
 @pytest.fixture
-def offline(monkeypatch, hub_dir) -> list[str]:
-    """No cached weights, and a download that fails as on a machine without internet; returns the URLs tried."""
-    tried: list[str] = []
-
-    def no_network(url: str, destination: Path, timeout: float) -> None:
-        tried.append(url)
-        raise OSError("no connection to download.pytorch.org: offline in this test")
-
-    monkeypatch.setattr(transfer, "_download", no_network)
-    return tried
-
-
-@pytest.fixture
-def fake_weights(monkeypatch) -> FakeWeights:
-    weights = FakeWeights()
-    monkeypatch.setattr(transfer, "get_model_weights", lambda arch: type("Enum", (), {"DEFAULT": weights}))
-    return weights
+def cached_weights(hub_cache) -> dict[str, torch.Tensor]:
+    """A MobileNet V3 small state dict saved in the cache under the real weights' file name."""
+    state = mobilenet_state(seed=1)
+    hub_cache.mkdir(parents=True)
+    torch.save(state, hub_cache / cached_weights_path(WEIGHTS).name)
+    return state
 
 
 def small_backbone() -> nn.Module:
@@ -201,28 +180,102 @@ def test_bad_weights_value_is_a_clear_error(tmp_path):
         load_pretrained_backbone("imagenet", tmp_path, CPU)
 
 
-def test_falls_back_to_a_self_pretrained_backbone_with_an_explanation(offline, tmp_path):
+def test_imagenet_preprocessing_maps_grey_digits_to_normalised_224_pixel_rgb():
+    digits = load_digits()[0][:4]  # (4, 1, 8, 8) in [0, 1]
+    rgb = ImageNetInput(WEIGHTS.transforms())(digits)
+    assert rgb.shape == (4, 3, 224, 224) and rgb.dtype == torch.float32
+    mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    grey = rgb * std + mean  # undo the normalisation: the three channels hold the same grey
+    torch.testing.assert_close(grey[:, 1], grey[:, 0])
+    torch.testing.assert_close(grey[:, 2], grey[:, 0])
+    # recomputed independently: bilinear resize of the short side to 256, then the central 224 x 224
+    resized = F.interpolate(digits, size=(256, 256), mode="bilinear", align_corners=False)
+    torch.testing.assert_close(grey[:, :1], resized[..., 16:240, 16:240], atol=1e-5, rtol=0)
+
+
+def test_imagenet_preprocessing_of_a_constant_image_by_hand():
+    constant = torch.tensor([0.0, 0.5, 1.0]).view(3, 1, 1, 1).expand(3, 1, 8, 8)  # three images: v = 0, 0.5, 1
+    rgb = ImageNetInput(WEIGHTS.transforms())(constant)
+    assert rgb[1, 0, 100, 7].item() == pytest.approx(0.0655022, abs=1e-5)  # (0.5 - 0.485) / 0.229, red
+    assert rgb[0, 2, 0, 223].item() == pytest.approx(-1.8044444, abs=1e-5)  # (0 - 0.406) / 0.225, blue
+    for i, v in enumerate([0.0, 0.5, 1.0]):
+        for c in range(3):
+            expected = torch.full((224, 224), (v - IMAGENET_MEAN[c]) / IMAGENET_STD[c])
+            torch.testing.assert_close(rgb[i, c], expected, atol=1e-5, rtol=0)
+
+
+def test_imagenet_backbone_holds_the_cached_weights_and_gives_576_features(cached_weights):
+    backbone = imagenet_backbone(IMAGENET_ARCH, WEIGHTS)
+    assert isinstance(backbone[0], ImageNetInput)
+    loaded = backbone[1].state_dict()
+    assert set(loaded) == {key for key in cached_weights if not key.startswith("classifier.")}
+    assert all(torch.equal(loaded[key], cached_weights[key]) for key in loaded)
+    assert isinstance(backbone[1].classifier, nn.Identity)
+    assert backbone.eval()(torch.rand(2, 1, 8, 8)).shape == (2, 576)  # grey 8x8 in, 576 features out
+    model = TransferModel(backbone, 5, torch.rand(3, 1, 8, 8))
+    assert model.num_features == 576 and model(torch.rand(3, 1, 8, 8)).shape == (3, 5)
+
+
+def test_imagenet_backbone_without_pretraining_needs_no_file(hub_cache, monkeypatch):
+    def no_fetch(weights):
+        raise AssertionError("looked for weights")
+
+    monkeypatch.setattr(transfer, "fetch_weights", no_fetch)
+    set_seed(0)
+    backbone = imagenet_backbone(IMAGENET_ARCH, WEIGHTS, pretrained=False)
+    reference = mobilenet_state(seed=0)  # the same seed, the same random initialisation
+    assert all(torch.equal(value, reference[key]) for key, value in backbone[1].state_dict().items())
+    assert not hub_cache.exists()
+
+
+def test_a_cached_file_that_would_run_code_is_refused_before_the_model_loads_it(hub_cache, tmp_path):
+    marker = tmp_path / "payload-ran"
+    write_unsafe_weights(cached_weights_path(WEIGHTS), marker)
+    with pytest.raises(WeightsUnavailableError, match="in the cache cannot be used"):
+        imagenet_backbone(IMAGENET_ARCH, WEIGHTS)
+    assert not marker.exists()  # torchvision's constructor (weights_only=False) never saw the file
+    backbone, description = load_pretrained_backbone("auto", tmp_path / "pre", CPU, hidden_units=4,
+                                                     source_epochs=1)
+    assert not marker.exists()
+    assert description.startswith("self-pretrained TinyVGG (source task: digits 0-4)\n")
+    assert "ImageNet weights are not available: " in description and "UnpicklingError" in description
+
+
+def test_auto_uses_the_cached_imagenet_weights(cached_weights, tmp_path):
+    backbone, description = load_pretrained_backbone("auto", tmp_path / "pre", CPU)
+    first_line, second_line = description.splitlines()
+    assert first_line == f"ImageNet-pretrained mobilenet_v3_small ({WEIGHTS})"
+    assert second_line.startswith(f"Loaded torchvision's {WEIGHTS} from ")
+    assert second_line.endswith("hub/checkpoints.")
+    assert torch.equal(backbone[1].features[0][0].weight, cached_weights["features.0.0.weight"])
+    assert not (tmp_path / "pre").exists()  # nothing pretrained
+
+
+def test_falls_back_to_a_self_pretrained_backbone_naming_the_cache_folder(hub_cache, tmp_path):
     backbone, description = load_pretrained_backbone("auto", tmp_path / "pre", CPU, hidden_units=4,
                                                      seed=0, source_epochs=1)
     first_line, *explanation = description.splitlines()
     assert first_line == "self-pretrained TinyVGG (source task: digits 0-4)"
-    text = " ".join(explanation)
-    assert "ImageNet weights are not available" in text and "offline in this test" in text
-    assert "put mobilenet_v3_small-047dcff4.pth from https://download.pytorch.org" in text
-    assert "trained now on 721 images for 1 epoch in" in text
-    assert offline == ["https://download.pytorch.org/models/mobilenet_v3_small-047dcff4.pth"]
+    assert explanation[0] == (
+        f"ImageNet weights are not available: {WEIGHTS} is not in the torch.hub cache ({hub_cache}) and cannot "
+        "be downloaded (the network is switched off (COURSE_OFFLINE=1)); to use it offline, put "
+        f"mobilenet_v3_small-047dcff4.pth from {WEIGHTS.url} in that folder.")
+    assert "trained now on 721 images for 1 epoch in" in explanation[1]
     assert backbone(torch.rand(2, 1, 8, 8)).shape == (2, 4, 2, 2)
     assert len(list((tmp_path / "pre").glob("tinyvgg_digits0-4_*.pt"))) == 1
 
 
-def test_weights_self_does_not_look_for_imagenet_weights(offline, tmp_path):
+def test_weights_self_does_not_look_for_imagenet_weights(hub_cache, tmp_path, monkeypatch):
+    def no_fetch(weights):
+        raise AssertionError("looked for ImageNet weights")
+
+    monkeypatch.setattr(transfer, "fetch_weights", no_fetch)
     _, description = load_pretrained_backbone("self", tmp_path, CPU, hidden_units=4, source_epochs=1)
-    assert offline == []
     assert description.startswith("self-pretrained TinyVGG")
     assert "WEIGHTS = 'self'" in description
 
 
-def test_a_saved_self_pretrained_backbone_is_reused_with_the_same_config(offline, tmp_path, monkeypatch):
+def test_a_saved_self_pretrained_backbone_is_reused_with_the_same_config(tmp_path, monkeypatch):
     first, _ = load_pretrained_backbone("self", tmp_path, CPU, hidden_units=4, seed=3, source_epochs=1)
 
     def no_training(*args, **kwargs):
@@ -236,95 +289,10 @@ def test_a_saved_self_pretrained_backbone_is_reused_with_the_same_config(offline
         load_pretrained_backbone("self", tmp_path, CPU, hidden_units=4, seed=4, source_epochs=1)
 
 
-def test_a_damaged_saved_backbone_is_trained_again(offline, tmp_path):
+def test_a_damaged_saved_backbone_is_trained_again(tmp_path):
     load_pretrained_backbone("self", tmp_path, CPU, hidden_units=4, source_epochs=1)
     saved = next(tmp_path.glob("tinyvgg_*.pt"))
     saved.write_bytes(b"not a torch file")
     _, description = load_pretrained_backbone("self", tmp_path, CPU, hidden_units=4, source_epochs=1)
     assert "trained now" in description
     assert torch.load(saved, weights_only=True)["config"]["hidden_units"] == 4
-
-
-def write_fake_imagenet_file(path: Path) -> None:
-    state = get_model("mobilenet_v3_small", weights=None).state_dict()
-    state["features.0.0.weight"].fill_(0.5)  # a mark to recognise these weights by
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(state, path)
-
-
-def check_imagenet_backbone(backbone: nn.Module) -> None:
-    assert isinstance(backbone[0], ImageNetInput)
-    assert torch.all(backbone[1].features[0][0].weight == 0.5)
-    assert backbone.eval()(torch.rand(2, 1, 8, 8)).shape == (2, 576)  # grey 8x8 in, 576 features out
-    model = TransferModel(backbone, 5, torch.rand(3, 1, 8, 8))
-    assert model.num_features == 576 and model(torch.rand(3, 1, 8, 8)).shape == (3, 5)
-
-
-def test_cached_imagenet_weights_are_used_without_a_download(hub_dir, fake_weights, monkeypatch, tmp_path):
-    path = cached_weights_path(fake_weights)
-    assert path == hub_dir / "checkpoints" / "mobilenet_v3_small-0123abcd.pth"
-    write_fake_imagenet_file(path)
-
-    def no_download(*args):
-        raise AssertionError("downloaded although cached")
-
-    monkeypatch.setattr(transfer, "_download", no_download)
-    backbone, description = load_pretrained_backbone("auto", tmp_path / "pre", CPU)
-    assert description.startswith("ImageNet-pretrained mobilenet_v3_small (FakeWeights.TEST)\n")
-    check_imagenet_backbone(backbone)
-    assert not (tmp_path / "pre").exists()  # nothing pretrained
-
-
-def test_downloaded_imagenet_weights_go_to_the_cache_and_are_used(hub_dir, fake_weights, monkeypatch, tmp_path):
-    calls = []
-
-    def download(url: str, destination: Path, timeout: float) -> None:
-        calls.append((url, destination, timeout))
-        write_fake_imagenet_file(destination)
-
-    monkeypatch.setattr(transfer, "_download", download)
-    backbone, description = load_pretrained_backbone("auto", tmp_path, CPU, download_timeout=2.0)
-    assert calls == [(FakeWeights.url, hub_dir / "checkpoints" / "mobilenet_v3_small-0123abcd.pth", 2.0)]
-    assert description.startswith("ImageNet-pretrained")
-    check_imagenet_backbone(backbone)
-
-
-def test_fetch_without_download_or_with_a_damaged_file_says_why(hub_dir, fake_weights):
-    with pytest.raises(WeightsUnavailableError, match=r"FakeWeights.TEST is not in the torch.hub cache"):
-        fetch_imagenet_state_dict(fake_weights, download=False)
-    path = cached_weights_path(fake_weights)
-    path.parent.mkdir(parents=True)
-    path.write_bytes(b"half a download")
-    with pytest.raises(WeightsUnavailableError, match="in the cache cannot be used"):
-        fetch_imagenet_state_dict(fake_weights)
-
-
-def test_a_server_that_does_not_answer_fails_fast(monkeypatch):
-    def hanging(*args, **kwargs):
-        time.sleep(30)  # like a name lookup or connection that never returns
-
-    monkeypatch.setattr(urllib.request, "urlopen", hanging)
-    started = time.perf_counter()
-    with pytest.raises(OSError, match=r"no connection to example.invalid: no answer within 0.2 s"):
-        transfer._check_reachable("https://example.invalid/w.pth", timeout=0.2)
-    assert time.perf_counter() - started < 2
-
-
-def test_an_offline_download_fails_with_the_reason_and_keeps_the_socket_timeout(monkeypatch, tmp_path):
-    def refused(*args, **kwargs):
-        raise urllib.error.URLError("[Errno -2] Name or service not known")
-
-    monkeypatch.setattr(urllib.request, "urlopen", refused)
-    previous = socket.getdefaulttimeout()
-    with pytest.raises(OSError, match="no connection to example.invalid: .*Name or service not known"):
-        transfer._download("https://example.invalid/w-0123abcd.pth", tmp_path / "w-0123abcd.pth", timeout=1.0)
-    assert socket.getdefaulttimeout() == previous
-    assert not (tmp_path / "w-0123abcd.pth").exists()
-
-
-def test_a_server_that_answers_with_an_http_error_counts_as_reachable(monkeypatch):
-    def method_not_allowed(request, timeout):
-        raise urllib.error.HTTPError(request.full_url, 405, "Method Not Allowed", {}, None)
-
-    monkeypatch.setattr(urllib.request, "urlopen", method_not_allowed)
-    transfer._check_reachable("https://example.invalid/w.pth", timeout=1.0)  # no error: the download decides

@@ -1,4 +1,8 @@
-"""helpers.vision: the real torchvision classes read tiny files written here, with the network blocked."""
+"""helpers.vision: image sets as tensors; the real torchvision classes read tiny files written here.
+
+Every network function is replaced by one that logs and refuses (``network_calls``), with
+``COURSE_OFFLINE`` unset so that an attempt would really be made: the tests check the log.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import random
 import socket
 import struct
 import tarfile
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -16,31 +21,27 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from torch import nn
+from torch.utils.data import TensorDataset
 from torchvision import datasets
 
-from helpers import vision
 from helpers.data import load_digits, split_tensors
-from helpers.models import MLP, count_parameters
+from helpers.downloads import OFFLINE_ENV, ONLINE_DATASETS, DatasetUnavailableError, torchvision_folder
 from helpers.shapes import draw_shape
 from helpers.vision import (
-    DatasetUnavailableError,
+    OFFLINE_DATASETS,
+    VISION_DATASETS,
     ImageData,
-    compare_models,
-    format_comparison,
+    dataset_to_tensors,
     load_image_dataset,
     standardize,
     to_tensor_transform,
-    torchvision_folder,
-    train_and_time,
 )
-
-CPU = torch.device("cpu")
 
 
 @pytest.fixture
 def network_calls(monkeypatch) -> list[str]:
-    """Every attempt to reach the network fails and is logged; the test checks the log."""
+    """The network is allowed (``COURSE_OFFLINE`` unset), but every attempt fails and is logged."""
+    monkeypatch.delenv(OFFLINE_ENV, raising=False)
     calls: list[str] = []
 
     def refuse(what):
@@ -144,41 +145,31 @@ def test_limit_keeps_the_first_examples_of_each_split(tmp_path, network_calls):
 
 
 @pytest.mark.parametrize("name", ["mnist", "fashion_mnist", "cifar10"])
-def test_missing_online_dataset_gives_one_clear_offline_message(tmp_path, network_calls, name):
+def test_missing_online_dataset_gives_one_clear_message_after_one_probe(tmp_path, network_calls, name):
     with pytest.raises(DatasetUnavailableError) as info:
         load_image_dataset(name, tmp_path)
     message = str(info.value)
-    assert isinstance(info.value, RuntimeError)
     assert message.startswith(f"DATASET = {name!r} is not in {torchvision_folder(name, tmp_path)}")
-    assert "DATASET = 'digits' or 'shapes'" in message
+    assert "DATASET = 'digits' or 'shapes'" in message  # OFFLINE_DATASETS, the offline choices
     assert "network blocked in tests" in message  # the reason, in a few words
     assert info.value.__cause__ is None and info.value.__suppress_context__  # `from None`: one message
-    assert network_calls, "the download was attempted (and refused)"
-    assert socket.getdefaulttimeout() is None  # the short download timeout was undone
+    assert network_calls == ["socket.create_connection"]  # the quick probe only: no download was started
+    assert socket.getdefaulttimeout() is None  # no process-wide timeout set on the way
 
 
-def test_offline_message_names_the_files_and_folders_torchvision_reads(tmp_path, network_calls):
-    with pytest.raises(DatasetUnavailableError, match="train-images-idx3-ubyte.gz") as info:
-        load_image_dataset("mnist", tmp_path)
-    assert str(tmp_path / "MNIST" / "raw") in str(info.value)
-    with pytest.raises(DatasetUnavailableError) as info:
-        load_image_dataset("cifar10", tmp_path)
-    assert f"put cifar-10-python.tar.gz in {tmp_path} " in str(info.value)
-    assert str(tmp_path / "cifar-10-batches-py") in str(info.value)
+def test_missing_online_dataset_with_course_offline_fails_at_once(tmp_path, network_calls, monkeypatch):
+    monkeypatch.setenv(OFFLINE_ENV, "1")
+    started = time.perf_counter()
+    with pytest.raises(DatasetUnavailableError, match=r"\(the network is switched off \(COURSE_OFFLINE=1\)\)"):
+        load_image_dataset("fashion_mnist", tmp_path)
+    assert time.perf_counter() - started < 1
+    assert network_calls == []
 
 
-def test_download_runs_under_a_short_socket_timeout(tmp_path, monkeypatch):
-    seen = []
-
-    def fake_urlopen(*args, **kwargs):
-        seen.append(socket.getdefaulttimeout())
-        raise urllib.error.URLError("offline")
-
-    monkeypatch.setattr(urllib.request, "urlopen", fake_urlopen)
-    with pytest.raises(DatasetUnavailableError):
-        load_image_dataset("cifar10", tmp_path)
-    assert seen and all(t == vision.DOWNLOAD_TIMEOUT_S for t in seen)
-    assert socket.getdefaulttimeout() is None
+def test_the_data_set_names_are_the_offline_ones_then_torchvisions():
+    assert OFFLINE_DATASETS == ("digits", "shapes")
+    assert VISION_DATASETS == ("digits", "shapes", *ONLINE_DATASETS)
+    assert set(ONLINE_DATASETS) == {"fashion_mnist", "mnist", "cifar10"}
 
 
 def test_digits_are_the_seeded_80_20_split_of_helpers_data():
@@ -214,44 +205,21 @@ def test_to_tensor_transform_scales_a_pil_image_to_floats():
     torch.testing.assert_close(tensor, expected)
 
 
+def test_dataset_to_tensors_stacks_images_and_labels_in_order():
+    images = torch.arange(5 * 2 * 3 * 3, dtype=torch.float32).reshape(5, 2, 3, 3)
+    dataset = [(images[i], label) for i, label in enumerate([4, 0, 3, 3, 1])]  # any indexable (image, int) pairs
+    X, y = dataset_to_tensors(dataset)
+    assert torch.equal(X, images) and y.tolist() == [4, 0, 3, 3, 1] and y.dtype == torch.long
+    X, y = dataset_to_tensors(TensorDataset(images, torch.tensor([4, 0, 3, 3, 1])), limit=2)
+    assert torch.equal(X, images[:2]) and y.tolist() == [4, 0]
+    assert len(dataset_to_tensors(dataset, limit=50)[0]) == 5  # a limit above the size keeps everything
+
+
 def tiny_image_data(n_train: int = 40, n_test: int = 20) -> ImageData:
     generator = torch.Generator().manual_seed(0)
     X = torch.rand(n_train + n_test, 1, 6, 6, generator=generator)
     y = (X.mean(dim=(1, 2, 3)) > 0.5).long()
     return ImageData(X[:n_train], y[:n_train], X[n_train:], y[n_train:], ["dark", "light"])
-
-
-def test_train_and_time_returns_history_and_positive_seconds():
-    data = tiny_image_data()
-    model = MLP(36, 4, 2)
-    loader = [(data.X_train, data.y_train)]
-    history, seconds = train_and_time(model, loader, [(data.X_test, data.y_test)], 3, 0.01, CPU)
-    assert [h["epoch"] for h in history] == [1, 2, 3] and seconds > 0
-    assert 0 <= history[-1]["test_acc"] <= 1
-
-
-def test_compare_models_is_seeded_and_counts_parameters():
-    builders = {"linear": lambda: nn.Sequential(nn.Flatten(), nn.Linear(36, 2)), "mlp": lambda: MLP(36, 4, 2)}
-    rows = compare_models(builders, tiny_image_data(), epochs=2, batch_size=8, learning_rate=0.01,
-                          device=CPU, seed=5)
-    assert [r["model"] for r in rows] == ["linear", "mlp"]
-    assert rows[0]["parameters"] == 36 * 2 + 2 and rows[1]["parameters"] == count_parameters(MLP(36, 4, 2))
-    assert all(r["device"] == "cpu" and r["seconds"] > 0 for r in rows)
-    again = compare_models(builders, tiny_image_data(), epochs=2, batch_size=8, learning_rate=0.01,
-                           device=CPU, seed=5)
-    assert [r["test_acc"] for r in again] == [r["test_acc"] for r in rows]
-
-
-def test_format_comparison_shows_percentages_and_refuses_mixed_devices():
-    rows = [{"model": "linear", "test_acc": 0.9081, "parameters": 650, "seconds": 1.234, "device": "cpu"},
-            {"model": "tinyvgg", "test_acc": 0.95, "parameters": 7770, "seconds": 2.0, "device": "cpu"}]
-    table = format_comparison(rows).splitlines()
-    assert table[0].split() == ["model", "test", "acc", "parameters", "train", "s", "device"]
-    assert table[2].split() == ["linear", "90.81%", "650", "1.23", "cpu"]
-    assert table[3].split() == ["tinyvgg", "95.00%", "7,770", "2.00", "cpu"]
-    rows[1]["device"] = "cuda:0"
-    with pytest.raises(ValueError, match="different devices"):
-        format_comparison(rows)
 
 
 def test_image_data_repr_is_short():
@@ -269,8 +237,16 @@ def test_standardize_uses_training_statistics_for_both_splits():
     assert torch.equal(standardized.y_test, data.y_test)
 
 
-def test_mnist_gz_files_put_in_raw_by_hand_are_unpacked_and_read(tmp_path, monkeypatch, network_calls):
+# The offline message says where to put the files by hand; that must work on a machine without
+# network, and with COURSE_OFFLINE=1, with no attempt to reach a server.
+by_hand_offline = pytest.mark.parametrize("course_offline", [None, "1"], ids=["network-down", "COURSE_OFFLINE=1"])
+
+
+@by_hand_offline
+def test_mnist_gz_files_put_in_raw_by_hand_are_unpacked_and_read(tmp_path, monkeypatch, network_calls, course_offline):
     """The offline message says to put the .gz files in <root>/MNIST/raw: torchvision then unpacks them."""
+    if course_offline:
+        monkeypatch.setenv(OFFLINE_ENV, course_offline)
     arrays = write_mnist_like(tmp_path, datasets.MNIST)
     raw = tmp_path / "MNIST" / "raw"
     resources = []
@@ -285,8 +261,11 @@ def test_mnist_gz_files_put_in_raw_by_hand_are_unpacked_and_read(tmp_path, monke
     assert network_calls == []
 
 
-def test_cifar10_archive_put_in_root_by_hand_is_unpacked_and_read(tmp_path, monkeypatch, network_calls):
+@by_hand_offline
+def test_cifar10_archive_put_in_root_by_hand_is_unpacked_and_read(tmp_path, monkeypatch, network_calls, course_offline):
     """The offline message says to put cifar-10-python.tar.gz in <root>: torchvision then unpacks it."""
+    if course_offline:
+        monkeypatch.setenv(OFFLINE_ENV, course_offline)
     built = tmp_path / "built"
     arrays = write_cifar10(built, monkeypatch)
     archive = tmp_path / "root" / datasets.CIFAR10.filename
