@@ -70,11 +70,12 @@ class _Totals:
 
     def add(self, loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
         self.count += len(y)
-        kept = None
+        kept, n_kept = None, len(y)
         if self.class_weights and not y.is_floating_point():  # class indices, not class probabilities
             kept = y != self.loss_fn.ignore_index
+            n_kept = kept.sum()
             if self.loss_fn.weight is None:
-                weight = kept.sum()
+                weight = n_kept
             else:  # the index must be a valid class even where the target is ignored
                 weight = (self.loss_fn.weight[torch.where(kept, y, 0)] * kept).sum()
         else:
@@ -85,7 +86,7 @@ class _Totals:
         if self.classes and y.dim() == 1 and logits.dim() == 2 and y.dtype in (torch.int64, torch.int32):
             hits = logits.argmax(dim=1) == y
             self.correct += (hits if kept is None else hits & kept).sum()
-            self.labelled += len(y) if kept is None else kept.sum()
+            self.labelled += n_kept
         else:
             self.classes = False
 

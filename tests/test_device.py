@@ -1,26 +1,64 @@
+"""helpers.device: the cuda > mps > cpu choice (with availability faked, so every case runs everywhere) and seeding."""
+
+import random
+
+import numpy as np
 import pytest
 import torch
 
-from helpers.device import available_devices, get_device, make_generator, set_seed
+import helpers.device
+from helpers.device import available_devices, get_device, make_generator, set_seed, synchronize
 from helpers.params import ParameterError
 
 
-def test_cpu_and_auto():
-    assert get_device("cpu") == torch.device("cpu")
-    assert get_device("auto").type == available_devices()[0]
-    assert available_devices()[-1] == "cpu"
+@pytest.fixture
+def machine(monkeypatch):
+    """Pretend the machine has CUDA (with ``cuda_count`` devices) and/or Apple's MPS, or neither."""
+    def fake(cuda: bool, mps: bool, cuda_count: int = 1) -> None:
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+        monkeypatch.setattr(torch.cuda, "device_count", lambda: cuda_count if cuda else 0)
+        monkeypatch.setattr(helpers.device, "_mps_available", lambda: mps)
+    return fake
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
-def test_unavailable_cuda_names_parameter_and_what_is_available():
+@pytest.mark.parametrize(("cuda", "mps", "expected"), [
+    (True, True, ["cuda", "mps", "cpu"]),
+    (True, False, ["cuda", "cpu"]),
+    (False, True, ["mps", "cpu"]),
+    (False, False, ["cpu"]),
+])
+def test_auto_prefers_cuda_then_mps_then_cpu(machine, cuda, mps, expected):
+    machine(cuda=cuda, mps=mps)
+    assert available_devices() == expected
+    assert get_device("auto") == torch.device(expected[0])
+    assert get_device("cpu") == torch.device("cpu")  # always usable, whatever else there is
+
+
+@pytest.mark.parametrize(("cuda", "mps", "name", "available"), [
+    (False, True, "cuda", "'mps', 'cpu'"),
+    (False, False, "cuda", "'cpu'"),
+    (False, False, "cuda:0", "'cpu'"),
+    (True, False, "mps", "'cuda', 'cpu'"),
+])
+def test_unavailable_device_names_parameter_and_what_is_available(machine, cuda, mps, name, available):
+    machine(cuda=cuda, mps=mps)
     with pytest.raises(ParameterError) as info:
-        get_device("cuda")
-    message = str(info.value)
-    assert message.startswith("DEVICE = 'cuda' is not available on this machine")
-    assert "'cpu'" in message and "'auto'" in message
+        get_device(name)
+    assert str(info.value) == (f"DEVICE = {name!r} is not available on this machine: available here are "
+                               f"{available}. Use DEVICE = 'auto' to pick the best one.")
 
 
-@pytest.mark.parametrize("name", ["gpu", "cuda:x", "", "tpu", 0])
+def test_cuda_index_must_be_below_the_device_count(machine):
+    machine(cuda=True, mps=False, cuda_count=2)
+    assert get_device("cuda:1") == torch.device("cuda", 1)
+    for name in ("cuda:2", "cuda:3"):
+        with pytest.raises(ParameterError) as info:
+            get_device(name)
+        assert str(info.value) == (f"DEVICE = {name!r} is not available: this machine has 2 CUDA device(s), "
+                                   "numbered from 0.")
+
+
+@pytest.mark.parametrize("name", ["gpu", "cuda:x", "cuda:-1", "", "tpu", "CPU", 0, None])
 def test_unknown_device_names_are_refused(name):
     with pytest.raises(ParameterError, match="DEVICE = .* is not allowed"):
         get_device(name)
@@ -28,17 +66,52 @@ def test_unknown_device_names_are_refused(name):
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_cuda_index_out_of_range():
+def test_cuda_index_out_of_range_on_a_real_gpu():
     with pytest.raises(ParameterError, match="numbered from 0"):
         get_device(f"cuda:{torch.cuda.device_count()}")
 
 
-def test_set_seed_makes_draws_repeat():
+def test_synchronize_waits_for_the_device_it_is_given_and_skips_the_cpu(monkeypatch):
+    calls = []
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: calls.append(("cuda", device)))
+    monkeypatch.setattr(torch.mps, "synchronize", lambda: calls.append(("mps", None)))
+    synchronize(torch.device("cpu"))
+    assert calls == []
+    synchronize(torch.device("cuda", 1))
+    synchronize(torch.device("mps"))
+    assert calls == [("cuda", torch.device("cuda", 1)), ("mps", None)]
+
+
+def draws() -> tuple[float, np.ndarray, torch.Tensor]:
+    """One draw from each generator set_seed seeds: Python's, NumPy's and PyTorch's."""
+    return random.random(), np.random.rand(3), torch.rand(3)
+
+
+def test_set_seed_repeats_python_numpy_and_torch_draws():
     set_seed(7)
-    first = torch.rand(3), torch.randn(2)
+    first = draws()
     set_seed(7)
-    second = torch.rand(3), torch.randn(2)
-    assert all(torch.equal(a, b) for a, b in zip(first, second, strict=True))
+    second = draws()
+    assert first[0] == second[0]
+    assert np.array_equal(first[1], second[1])
+    assert torch.equal(first[2], second[2])
+
+
+def test_different_seeds_give_different_draws_in_every_generator():
+    set_seed(7)
+    first = draws()
+    set_seed(8)
+    second = draws()
+    assert first[0] != second[0]
+    assert not np.array_equal(first[1], second[1])
+    assert not torch.equal(first[2], second[2])
+
+
+def test_set_seed_takes_seeds_beyond_numpy_range():
+    set_seed(2**32 + 5)  # NumPy only takes seeds below 2**32; set_seed reduces it
+    first = draws()
+    set_seed(2**32 + 5)
+    assert np.array_equal(first[1], draws()[1])
 
 
 def test_generator_is_independent_of_global_state():

@@ -1,4 +1,4 @@
-"""helpers.distributed: the batch split, and a real two-process torchrun run matching one process."""
+"""helpers.distributed: the batch split, each process's device (GPUs faked), and a real two-process torchrun run."""
 
 from __future__ import annotations
 
@@ -11,11 +11,12 @@ import sys
 import pytest
 import torch
 
+import helpers.distributed
 from helpers.data import TensorPairDataset
 from helpers.device import set_seed
-from helpers.distributed import check_batch_size, main, make_train_loader, train
+from helpers.distributed import check_batch_size, main, make_train_loader, process_device, train
+from helpers.models import build_model
 from helpers.params import ParameterError
-from helpers.train import build_model
 
 
 def labelled_indices(n: int) -> TensorPairDataset:
@@ -62,6 +63,63 @@ def test_batch_size_that_does_not_split_exits_2_before_writing(tmp_path, capsys,
     assert main(["--batch-size", "63", "--out", str(tmp_path / "out")]) == 2
     assert "BATCH_SIZE = 63 is not allowed" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.fixture
+def two_gpus(monkeypatch):
+    """A machine with two CUDA devices, faked: the calls to torch.cuda.set_device are recorded, not made."""
+    calls = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda index: calls.append(("set_device", index)))
+    return calls
+
+
+@pytest.mark.parametrize("local_rank", [0, 1])
+def test_each_process_takes_the_gpu_of_its_local_rank_and_makes_it_current(two_gpus, local_rank):
+    assert process_device(torch.device("cuda"), local_rank) == torch.device("cuda", local_rank)
+    assert two_gpus == [("set_device", local_rank)]
+
+
+def test_local_rank_without_a_gpu_is_a_clear_error(two_gpus):
+    with pytest.raises(ParameterError) as info:
+        process_device(torch.device("cuda"), 2)
+    assert str(info.value).startswith("LOCAL_RANK = 2 has no GPU: this machine has 2 CUDA device(s), so start at "
+                                      "most 2 process(es) per machine (torchrun --nproc_per_node=2)")
+    assert two_gpus == []  # nothing was switched
+
+
+@pytest.mark.parametrize("local_rank", [0, 1, 5])
+def test_cpu_processes_share_the_cpu_unchanged(two_gpus, local_rank):
+    assert process_device(torch.device("cpu"), local_rank) == torch.device("cpu")
+    assert two_gpus == []
+
+
+def test_gpu_is_made_current_before_the_nccl_group_starts(two_gpus, monkeypatch, tmp_path):
+    class GroupStarted(Exception):
+        pass
+
+    def init_process_group(backend, **kwargs):
+        two_gpus.append(("init_process_group", backend, kwargs))
+        raise GroupStarted  # stop here: there is no GPU and no other process
+
+    monkeypatch.setattr(helpers.distributed.dist, "init_process_group", init_process_group)
+    for name, value in {"RANK": "1", "LOCAL_RANK": "1", "WORLD_SIZE": "2"}.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(GroupStarted):
+        main(["--device", "cuda", "--out", str(tmp_path / "out")])
+    assert two_gpus == [("set_device", 1), ("init_process_group", "nccl", {"device_id": torch.device("cuda", 1)})]
+
+
+def test_more_processes_than_gpus_exits_2_before_the_group_starts(two_gpus, monkeypatch, capsys, tmp_path):
+    monkeypatch.setattr(helpers.distributed.dist, "init_process_group",
+                        lambda *args, **kwargs: pytest.fail("the process group must not start"))
+    for name, value in {"RANK": "0", "LOCAL_RANK": "2", "WORLD_SIZE": "3"}.items():
+        monkeypatch.setenv(name, value)
+    assert main(["--device", "cuda", "--batch-size", "63", "--out", str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err
+    assert len(error.splitlines()) == 1 and "error: LOCAL_RANK = 2 has no GPU" in error
+    assert not (tmp_path / "out").exists() and two_gpus == []
 
 
 def free_port() -> int:

@@ -11,10 +11,15 @@ def test_tiny_vgg_works_for_any_input_size(size, channels):
     assert model(torch.randn(2, channels, *size)).shape == (2, 5)
 
 
-def test_tiny_vgg_parameter_count_does_not_depend_on_input_size():
-    model = TinyVGG(1, 8, 10)
-    # conv: (1*9+1)*8 + 3 * (8*9+1)*8, classifier: 8*2*2*10 + 10
-    assert count_parameters(model) == 80 + 3 * 584 + 330
+@pytest.mark.parametrize("channels", [1, 3])
+def test_tiny_vgg_parameter_count_does_not_depend_on_input_size(channels):
+    # conv: (channels*9+1)*8 + 3 * (8*9+1)*8, classifier on the 2x2 pooled map: 8*2*2*10 + 10
+    expected = (channels * 9 + 1) * 8 + 3 * (8 * 9 + 1) * 8 + (8 * 2 * 2 * 10 + 10)
+    for size in (8, 28, 32, 64):
+        model = TinyVGG(channels, 8, 10)
+        assert model(torch.randn(2, channels, size, size)).shape == (2, 10)
+        # counted after a forward pass: a layer sized by its first input would count differently here
+        assert count_parameters(model) == expected, size
 
 
 @pytest.mark.parametrize("shape", [(2, 3, 8, 8), (2, 1, 3, 3), (1, 8, 8)])

@@ -18,7 +18,9 @@ def test_smoke_run_trains_by_script_and_by_two_processes(tmp_path):
     assert 0.2 <= values["cli_test_acc"] <= 1  # 2 epochs of TinyVGG: above the 10 % of guessing
     assert 0.3 <= values["ddp_test_acc"] <= 1
     assert 0 <= values["ddp_max_abs_diff"] < 1e-5  # two processes made the updates of one
-    assert values["inmemory_speedup"] > 0
+    # DataLoader time / InMemoryLoader time for one epoch: the in-memory loader skips the per-example
+    # indexing and collating (about 1.6x on a busy CPU). Far above 20 would mean it skipped batches.
+    assert 1.0 < values["inmemory_speedup"] < 20
     assert values["compile_status"] == "skipped (COMPILE = False)" and "compile_speedup" not in values
     assert values["amp_status"].startswith(("skipped: needs a CUDA GPU", "on: "))
     runs = tmp_path / "runs"

@@ -1,6 +1,8 @@
+"""helpers.params: the rules of notebook parameters, and the command-line options built on them."""
+
 import pytest
 
-from helpers.params import ParameterError, check_params
+from helpers.params import OPTIONS, ParameterError, build_parser, check_options, check_params, parse_value
 
 
 @pytest.mark.parametrize(
@@ -54,3 +56,79 @@ def test_first_bad_parameter_is_reported():
 def test_unknown_name_is_a_programming_error():
     with pytest.raises(KeyError, match="no rule for parameter 'COLOUR'"):
         check_params({"COLOUR": "red"})
+
+
+# parse_value, build_parser and check_options: the command-line options of the scripts of 10_going_further.
+
+@pytest.mark.parametrize(("text", "value"), [
+    ("5", 5), ("-8", -8), ("0.003", 0.003), ("1e-3", 0.001), ("2.5", 2.5), ("True", True), ("False", False),
+    ("'mlp'", "mlp"), ("fast", "fast"), ("ten", "ten"), ("", ""), ("0.003.1", "0.003.1"),
+])
+def test_parse_value_reads_literals_as_papermill_does_and_keeps_the_rest_as_text(text, value):
+    parsed = parse_value(text)
+    assert parsed == value and type(parsed) is type(value)
+
+
+def test_parse_value_keeps_absurdly_nested_text_as_text():
+    text = "[" * 100_000  # the parser gives up (MemoryError or RecursionError): still just text
+    assert parse_value(text) == text
+
+
+def test_build_parser_has_one_option_per_table_entry_with_its_default():
+    args = build_parser("prog", "what it does").parse_args([])
+    assert vars(args) == {name: entry[2] for name, entry in OPTIONS.items()}
+    assert (args.dataset, args.model, args.epochs, args.lr, args.device, args.out) == (
+        "digits", "tinyvgg", 5, 0.003, "auto", "")
+
+
+def test_build_parser_parses_numbers_as_literals_and_names_as_text():
+    args = build_parser("prog", "d").parse_args(
+        ["--epochs", "3", "--lr", "1e-2", "--batch-size", "ten", "--seed", "True", "--model", "5",
+         "--hidden-units", "2.5", "--out", "runs/x"])
+    assert (args.epochs, args.lr, args.batch_size, args.seed) == (3, 0.01, "ten", True)
+    assert type(args.seed) is bool and type(args.hidden_units) is float
+    assert args.model == "5" and args.out == "runs/x"  # names and paths are never read as numbers
+
+
+def test_build_parser_takes_per_script_defaults_and_help(capsys):
+    parser = build_parser("python -m my.script", "Trains things.", defaults={"model": "mlp", "device": "cpu"},
+                          helps={"out": "rank 0 writes here"})
+    args = parser.parse_args([])
+    assert (args.model, args.device, args.dataset) == ("mlp", "cpu", "digits")  # others keep the table's
+    with pytest.raises(SystemExit) as info:
+        parser.parse_args(["--help"])
+    assert info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    assert text.startswith("usage: python -m my.script") and "Trains things." in text
+    assert "rank 0 writes here (default: )" in text and "(default: mlp)" in text
+    assert "--hidden-units N" in text and "--lr RATE" in text
+
+
+CHOICES = {"DATASET": ["digits"], "MODEL": ["tinyvgg", "mlp"]}
+
+
+def test_check_options_accepts_the_defaults_and_leaves_the_device_to_get_device():
+    check_options(build_parser("p", "d").parse_args([]), CHOICES)
+    check_options(build_parser("p", "d").parse_args(["--device", "tpu"]), CHOICES)  # get_device refuses it
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--epochs", "0"], "--epochs: EPOCHS = 0 is not allowed: must be a whole number greater than 0, such as 10."),
+    (["--epochs", "True"], "--epochs: EPOCHS = True is not allowed: must be a whole number greater than 0"),
+    (["--batch-size", "2.5"], "--batch-size: BATCH_SIZE = 2.5 is not allowed"),
+    (["--lr", "fast"], "--lr: LEARNING_RATE = 'fast' is not allowed: must be a number greater than 0"),
+    (["--seed", "-1"], "--seed: SEED = -1 is not allowed: must be a whole number of 0 or more"),
+    (["--hidden-units", "0"], "--hidden-units: HIDDEN_UNITS = 0 is not allowed"),
+    (["--model", "resnet"], "--model: MODEL = 'resnet' is not allowed: choose one of 'tinyvgg', 'mlp'."),
+    (["--dataset", "mnist"], "--dataset: DATASET = 'mnist' is not allowed: choose one of 'digits'."),
+])
+def test_check_options_names_the_option_and_the_rule(argv, message):
+    with pytest.raises(ParameterError) as info:
+        check_options(build_parser("p", "d").parse_args(argv), CHOICES)
+    assert str(info.value).startswith(message)
+
+
+def test_check_options_reports_the_first_bad_option_in_table_order():
+    args = build_parser("p", "d").parse_args(["--seed", "-1", "--epochs", "0"])
+    with pytest.raises(ParameterError, match="^--epochs: "):
+        check_options(args, CHOICES)

@@ -1,9 +1,10 @@
 """The `make run` runner, on two tiny notebooks in a temporary folder."""
 
+import nbclient
 import nbformat
 import pytest
 
-from helpers.series import NotebookResult, format_summary, list_notebooks, main
+from helpers.series import NotebookResult, format_summary, list_notebooks, main, refresh_notebook
 
 
 def write_notebook(path, body):
@@ -64,3 +65,40 @@ def test_summary_table_columns():
     assert lines[0].split() == ["notebook", "status", "cells", "s", "wall", "s", "peak", "MiB", "headline"]
     assert lines[2].split() == ["03_train", "ok", "12.2", "15.5", "812", "test_acc", "=", "0.9700"]
     assert lines[-1].split()[:4] == ["total", "13.2", "18.5", "900"]
+
+
+def refreshable(path, body):
+    """A notebook as committed: a parameters cell, a cell to run, stale outputs, widget state to drop."""
+    write_notebook(path, body)
+    nb = nbformat.read(path, as_version=4)
+    nb.cells[1].outputs = [nbformat.v4.new_output("stream", name="stdout", text="stale output\n")]
+    nb.cells[1].execution_count = 7
+    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}}}
+    nbformat.write(nb, path)
+
+
+@pytest.mark.notebook
+def test_refresh_executes_in_place_with_default_parameters_keeping_counts(tmp_path):
+    notebook = tmp_path / "nb" / "00_refresh.ipynb"
+    notebook.parent.mkdir()
+    refreshable(notebook, "import os\nprint(repr(RUNS_DIR), SMOKE, os.getcwd())\n6 * 7")
+    seconds = refresh_notebook(notebook, timeout=60)
+    assert 0 < seconds < 60
+    nb = nbformat.read(notebook, as_version=4)
+    assert [cell.execution_count for cell in nb.cells] == [1, 2]  # nbval needs the counts
+    assert nb.cells[0].metadata["tags"] == ["parameters"] and nb.cells[0].outputs == []
+    stream, result = nb.cells[1].outputs
+    assert stream.text == f"'' False {notebook.parent}\n"  # default parameters, run in the notebook's folder
+    assert result.output_type == "execute_result" and result.data["text/plain"] == "42"
+    assert "widgets" not in nb.metadata and nb.metadata["kernelspec"]["name"] == "python3"
+    assert all("execution" not in cell.metadata for cell in nb.cells)  # no timings: reruns differ only in output
+
+
+@pytest.mark.notebook
+def test_refresh_stops_at_a_failing_cell_and_leaves_the_file_untouched(tmp_path):
+    notebook = tmp_path / "01_broken.ipynb"
+    refreshable(notebook, "raise RuntimeError('broken on purpose')")
+    before = notebook.read_bytes()
+    with pytest.raises(nbclient.exceptions.CellExecutionError, match="broken on purpose"):
+        refresh_notebook(notebook, timeout=60)
+    assert notebook.read_bytes() == before  # the stale outputs stay; nothing half-written
