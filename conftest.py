@@ -95,6 +95,7 @@ def _prepare_hermetic_run() -> None:
     log.touch()
     _set_environ(LOG_ENV, str(log))
     _set_environ(OFFLINE_ENV, "1")
+    _set_environ("COURSE_PROGRESS", "lines")  # kernels nobody watches: fit prints one line per epoch, no bar
     for name in PROXY_VARS:  # a proxy on loopback would carry traffic past the guard
         _set_environ(name, None)
     entries = [e for e in os.environ.get("PYTHONPATH", "").split(os.pathsep) if e and e != str(HERMETIC)]

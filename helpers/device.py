@@ -9,7 +9,9 @@ import torch
 
 from helpers.params import ParameterError
 
-__all__ = ["DEVICE_CHOICES", "available_devices", "get_device", "make_generator", "set_seed", "synchronize"]
+__all__ = [
+    "DEVICE_CHOICES", "available_devices", "get_device", "make_generator", "one_cpu_thread", "set_seed", "synchronize",
+]
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 
@@ -89,3 +91,18 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
     elif device.type == "mps":
         torch.mps.synchronize()
+
+
+def one_cpu_thread() -> None:
+    """Run PyTorch and the maths libraries behind NumPy and scikit-learn on one CPU thread (00 onwards).
+
+    Several threads split a sum into parts and add the parts in an order that depends on how
+    many threads there are; floating-point addition is not associative, so the last digits, and
+    after many training steps the results, would change with the machine's number of cores. On one
+    thread, a CPU run gives the same numbers every time. The small models of this course lose
+    little speed by it. GPU work is not affected.
+    """
+    from threadpoolctl import threadpool_limits  # installed with scikit-learn
+
+    torch.set_num_threads(1)
+    threadpool_limits(limits=1)  # OpenMP and BLAS pools (NumPy, SciPy, scikit-learn), for the whole process

@@ -22,7 +22,9 @@ label, computed only when the targets are class labels (1-D integers) and the ou
 
 from __future__ import annotations
 
+import importlib.util
 import math
+import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -146,17 +148,23 @@ def fit(
 
     Each history entry holds ``epoch``, ``train_loss``, ``{eval_prefix}_loss``,
     the accuracies when the targets are class labels, and ``seconds``.
-    ``progress`` is ``"bar"`` (a progress bar), ``"lines"`` (one line per epoch)
-    or ``"none"``. ``on_epoch_end(epoch, metrics)`` runs after every epoch
+    ``progress`` is ``"bar"`` (a progress bar where one can be redrawn: a widget in
+    JupyterLab, a text bar in a terminal; one line per epoch elsewhere), ``"lines"``
+    (one line per epoch) or ``"none"``. ``on_epoch_end(epoch, metrics)`` runs after every epoch
     (tracking, checkpointing, early stopping); returning ``True`` stops training.
     ``start_epoch`` numbers the epochs when resuming from a checkpoint.
     """
     if progress not in ("bar", "lines", "none"):
         raise ValueError(f"progress must be 'bar', 'lines' or 'none', got {progress!r}")
+    style = _bar_style() if progress == "bar" else progress
     history: list[dict[str, float]] = []
     epochs_range = range(start_epoch, start_epoch + epochs)
-    bar = tqdm(epochs_range, desc="epochs", file=sys.stderr, ncols=90, mininterval=0.5,
-               disable=progress != "bar")
+    if style == "widget":
+        from tqdm.notebook import tqdm as notebook_tqdm
+
+        bar = notebook_tqdm(epochs_range, desc="epochs")
+    else:
+        bar = tqdm(epochs_range, desc="epochs", file=sys.stderr, mininterval=0.5, disable=style != "text")
     for epoch in bar:
         started = time.perf_counter()
         metrics: dict[str, float] = {"epoch": epoch}
@@ -164,14 +172,31 @@ def fit(
         metrics.update(evaluate(model, eval_loader, loss_fn, device, prefix=eval_prefix))
         metrics["seconds"] = time.perf_counter() - started
         history.append(metrics)
-        if progress == "bar":
+        if style in ("widget", "text"):
             bar.set_postfix({k: f"{v:.4f}" for k, v in metrics.items() if k.endswith(("loss", "acc"))})
-        elif progress == "lines":
-            print(format_epoch(metrics))
+        elif style == "lines":
+            print(format_epoch(metrics), flush=True)
         if on_epoch_end is not None and on_epoch_end(epoch, metrics):
             break
     bar.close()
     return history
+
+
+def _bar_style() -> str:
+    """How ``progress="bar"`` shows itself here: ``"widget"``, ``"text"`` or ``"lines"``.
+
+    A widget in a notebook open in JupyterLab (with ipywidgets); a text bar redrawn in place
+    in a terminal; elsewhere (papermill, ``make run``, output sent to a file) one line per
+    epoch, since a redrawn bar would leave a fragment per redraw. Setting the environment
+    variable ``COURSE_PROGRESS=lines`` (the series runner and the tests do, for kernels whose
+    output nobody watches live) always gives lines.
+    """
+    if os.environ.get("COURSE_PROGRESS") == "lines":
+        return "lines"
+    shell = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
+    if shell is not None and type(shell).__name__ == "ZMQInteractiveShell":  # a Jupyter kernel
+        return "widget" if importlib.util.find_spec("ipywidgets") else "lines"
+    return "text" if sys.stderr.isatty() else "lines"
 
 
 def format_epoch(metrics: dict[str, float]) -> str:

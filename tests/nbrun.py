@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +39,54 @@ def execute(name: str, tmp_path: Path, **parameters: Any) -> dict[str, Any]:
         cwd=str(NOTEBOOKS), progress_bar=False, execution_timeout=600,
     )
     return read_records(output)
+
+
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+@contextlib.contextmanager
+def default_threads() -> Iterator[None]:
+    """Kernels started meanwhile run at the machine's default thread count, as in a learner's JupyterLab.
+
+    ``make test`` sets ``OMP_NUM_THREADS=1`` for its workers; a learner's kernel has no such setting.
+    """
+    saved = {name: os.environ.pop(name, None) for name in THREAD_VARS}
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is not None:
+                os.environ[name] = value
+
+
+def execute_like_a_learner(name: str, tmp_path: Path, **parameters: Any) -> dict[str, Any]:
+    """Execute ``name`` at its defaults (plus ``parameters``) at the machine's default thread count."""
+    with default_threads():
+        return execute(name, tmp_path, **parameters)
+
+
+def committed_cpu() -> str:
+    """The CPU capability PyTorch used for the committed outputs (``make notebooks`` writes it)."""
+    return json.loads((NOTEBOOKS / "00_fundamentals.ipynb").read_text(encoding="utf-8"))["metadata"].get(
+        "course", {}).get("cpu_capability", "")
+
+
+def assert_reproduces_committed(name: str, records: dict[str, Any], keys: Iterable[str],
+                                band: float = 0.02) -> None:
+    """``records`` of a default CPU run equal the committed notebook's for ``keys``.
+
+    Exactly when this CPU has the capability the committed run had (PyTorch picks its kernels by
+    it: AVX2, AVX-512, ...); within ``band`` otherwise, since other kernels round differently.
+    """
+    import torch
+
+    committed = read_records(notebook_path(name))
+    same_kernels = torch.backends.cpu.get_cpu_capability() == committed_cpu()
+    for key in keys:
+        if same_kernels:
+            assert records[key] == committed[key], f"{name}: {key} = {records[key]!r}, committed {committed[key]!r}"
+        else:
+            assert records[key] == pytest.approx(committed[key], abs=band), f"{name}: {key}"
 
 
 def execute_expecting_error(name: str, tmp_path: Path, **parameters: Any) -> str:

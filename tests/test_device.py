@@ -1,6 +1,9 @@
 """helpers.device: the cuda > mps > cpu choice (with availability faked, so every case runs everywhere) and seeding."""
 
+import os
 import random
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -119,3 +122,12 @@ def test_generator_is_independent_of_global_state():
     torch.manual_seed(99)
     torch.rand(10)
     assert torch.equal(torch.rand(4, generator=make_generator(3)), expected)
+
+
+def test_one_cpu_thread_pins_torch_and_the_blas_pools():
+    code = ("import torch, threadpoolctl; from helpers.device import one_cpu_thread; "
+            "import sklearn.linear_model; one_cpu_thread(); "
+            "print(torch.get_num_threads(), sorted({p['num_threads'] for p in threadpoolctl.threadpool_info()}))")
+    env = {**os.environ, "OMP_NUM_THREADS": "2", "OPENBLAS_NUM_THREADS": "2"}  # as on a machine with 2 cores
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout
+    assert out.split() == ["1", "[1]"]

@@ -1,4 +1,8 @@
 import copy
+import importlib.util
+import io
+import sys
+import types
 import warnings
 
 import pytest
@@ -7,6 +11,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
+from helpers import engine
 from helpers.data import InMemoryLoader
 from helpers.engine import evaluate, fit, format_epoch, predict, train_one_epoch
 
@@ -207,15 +212,51 @@ def test_fit_hook_sees_every_epoch_and_can_stop_early():
     assert seen == [(h["epoch"], h["val_loss"]) for h in history] and [e for e, _ in seen] == [1, 2]
 
 
-def test_fit_prints_one_line_per_epoch_or_a_bar(capsys):
+def test_fit_prints_one_line_per_epoch_or_a_bar(capsys, monkeypatch):
+    monkeypatch.delenv("COURSE_PROGRESS", raising=False)
     model, optimizer, train, test = make_fit_setup()
     fit(model, train, test, nn.CrossEntropyLoss(), optimizer, 2, CPU, progress="lines", start_epoch=4)
     out, err = capsys.readouterr()
     assert out.splitlines()[0].startswith("epoch   4 | train_loss ") and len(out.splitlines()) == 2
     assert err == ""
+    # a bar where nothing can redraw it (captured output, papermill): one clean line per epoch, no fragments
     fit(model, train, test, nn.CrossEntropyLoss(), optimizer, 2, CPU, progress="bar")
     out, err = capsys.readouterr()
-    assert out == "" and "epochs" in err
+    assert [line[:9] for line in out.splitlines()] == ["epoch   1", "epoch   2"] and err == ""
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_a_bar_in_a_terminal_is_redrawn_in_place_unless_lines_are_asked_for(capsys, monkeypatch):
+    monkeypatch.delenv("COURSE_PROGRESS", raising=False)
+    model, optimizer, train, test = make_fit_setup()
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    fit(model, train, test, nn.CrossEntropyLoss(), optimizer, 2, CPU, progress="bar")
+    assert capsys.readouterr().out == "" and "epochs" in terminal.getvalue() and "\r" in terminal.getvalue()
+    monkeypatch.setenv("COURSE_PROGRESS", "lines")
+    fit(model, train, test, nn.CrossEntropyLoss(), optimizer, 2, CPU, progress="bar")
+    assert len(capsys.readouterr().out.splitlines()) == 2
+
+
+@pytest.mark.parametrize("widgets, expected", [(True, "widget"), (False, "lines")])
+def test_in_a_jupyter_kernel_the_bar_is_a_widget_when_ipywidgets_is_there(monkeypatch, widgets, expected):
+    monkeypatch.delenv("COURSE_PROGRESS", raising=False)
+    shell = type("ZMQInteractiveShell", (), {})()
+    monkeypatch.setitem(sys.modules, "IPython", types.SimpleNamespace(get_ipython=lambda: shell))
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name: (object() if widgets else None) if name == "ipywidgets" else real_find_spec(name))
+    assert engine._bar_style() == expected
+    monkeypatch.setenv("COURSE_PROGRESS", "lines")
+    assert engine._bar_style() == "lines"
+
+
+def test_bad_progress_is_refused():
+    model, optimizer, train, test = make_fit_setup()
     with pytest.raises(ValueError, match="progress must be"):
         fit(model, train, test, nn.CrossEntropyLoss(), optimizer, 1, CPU, progress="yes")
 
