@@ -65,10 +65,10 @@ def execute_like_a_learner(name: str, tmp_path: Path, **parameters: Any) -> dict
         return execute(name, tmp_path, **parameters)
 
 
-def committed_cpu() -> str:
-    """The CPU capability PyTorch used for the committed outputs (``make notebooks`` writes it)."""
-    return json.loads((NOTEBOOKS / "00_fundamentals.ipynb").read_text(encoding="utf-8"))["metadata"].get(
-        "course", {}).get("cpu_capability", "")
+def committed_cpu(name: str) -> str:
+    """The CPU capability PyTorch used for notebook ``name``'s committed outputs (``make notebooks`` writes it)."""
+    metadata = json.loads(notebook_path(name).read_text(encoding="utf-8"))["metadata"]
+    return metadata.get("course", {}).get("cpu_capability", "")
 
 
 def assert_reproduces_committed(name: str, records: dict[str, Any], keys: Iterable[str],
@@ -81,7 +81,7 @@ def assert_reproduces_committed(name: str, records: dict[str, Any], keys: Iterab
     import torch
 
     committed = read_records(notebook_path(name))
-    same_kernels = torch.backends.cpu.get_cpu_capability() == committed_cpu()
+    same_kernels = torch.backends.cpu.get_cpu_capability() == committed_cpu(name)
     for key in keys:
         if same_kernels:
             assert records[key] == committed[key], f"{name}: {key} = {records[key]!r}, committed {committed[key]!r}"
