@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from helpers.params import parse_value
-from helpers.paths import PROJECT_ROOT
+from helpers.paths import PROJECT_ROOT, display_path
 from helpers.records import read_records
 from helpers.tables import format_table
 
@@ -225,11 +225,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-p", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                         help="a parameter for every notebook, as in papermill")
     parser.add_argument("--refresh", action="store_true",
-                        help="re-execute the notebooks in place instead (make notebooks)")
+                        help="re-execute the notebooks and their solutions in place instead (make notebooks)")
     args = parser.parse_args(argv)
-    if args.refresh:
-        for notebook in list_notebooks(args.notebooks, args.only):
-            print(f"{notebook.name}: {refresh_notebook(notebook):.1f} s", flush=True)
+    if args.refresh:  # the numbered notebooks, then their worked solutions (notebooks/solutions)
+        solutions = sorted((args.notebooks / "solutions").glob("[0-9][0-9]_*.ipynb"))
+        if args.only:
+            solutions = [nb for nb in solutions if any(nb.name.startswith(p) for p in args.only)]
+        for notebook in [*list_notebooks(args.notebooks, args.only), *solutions]:
+            print(f"{display_path(notebook)}: {refresh_notebook(notebook):.1f} s", flush=True)
         return 0
     out_dir = args.out or PROJECT_ROOT / "runs" / datetime.now().strftime("%Y%m%d-%H%M%S")
     parameters = {name: parse_value(value) for name, value in args.p}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.nbrun import execute, execute_expecting_error
+from tests.nbrun import assert_reproduces_committed, execute_expecting_error, execute_like_a_learner
 
 NAME = "00_fundamentals"
 
@@ -17,8 +17,11 @@ def kernel_without_cuda(monkeypatch):
 
 
 @pytest.mark.notebook
-def test_smoke_run_records_hand_checked_values(tmp_path, kernel_without_cuda):
-    records = execute(NAME, tmp_path, SMOKE=True)
+def test_default_run_like_a_learner_gives_the_committed_and_hand_checked_values(tmp_path, kernel_without_cuda):
+    # The defaults, at the machine's default thread count (SMOKE changes nothing in this notebook).
+    records = execute_like_a_learner(NAME, tmp_path)
+    assert_reproduces_committed(
+        NAME, records, ["autograd_grad", "hand_grad", "grad_w", "grad_b", "errors_caught"], band=1e-6)
     assert records["_headline"] == "autograd_grad"
     # f(x) = x**3 + 2x at x = 2: f'(2) = 3 * 4 + 2
     assert records["autograd_grad"] == records["hand_grad"] == 14.0
@@ -26,6 +29,8 @@ def test_smoke_run_records_hand_checked_values(tmp_path, kernel_without_cuda):
     assert records["grad_w"] == pytest.approx(-2.8, abs=1e-5)
     assert records["grad_b"] == pytest.approx(-1.4, abs=1e-5)
     assert records["seeded_draws_equal"] is True
+    # section 8: "(0.1 + 0.2) + 0.3" and "0.1 + (0.2 + 0.3)" differ, the reason for one_cpu_thread()
+    assert records["sum_order_matters"] is True
     # shape, device, and two dtype mismatches: each must really raise
     assert records["errors_caught"] == 4
     # DEVICE = "auto" with CUDA hidden: Apple's GPU where there is one, else the CPU

@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from helpers.data import TensorPairDataset, load_digits
-from tests.nbrun import execute, execute_expecting_error
+from helpers.data import TensorPairDataset, load_digits, make_toy_2d
+from tests.nbrun import assert_reproduces_committed, execute, execute_expecting_error, execute_like_a_learner
 
 
 @pytest.mark.notebook
@@ -27,6 +27,49 @@ def test_smoke_run_records_consistent_sizes(tmp_path):
     assert values["last_batch_size"] == 375 - 5 * 64
     assert values["toy_classes"] == 2  # circles
     assert (tmp_path / "runs" / "digits_grid.png").stat().st_size > 1000
+
+
+@pytest.mark.notebook
+def test_default_run_like_a_learner_reproduces_and_backs_the_text(tmp_path):
+    records = execute_like_a_learner("01_data", tmp_path)
+    assert_reproduces_committed("01_data", records, [
+        "n_train", "n_test", "digits_train", "digits_test", "batches_per_epoch", "last_batch_size",
+        "train_class_min", "train_class_max", "test_class_min", "test_class_max",
+        "max_before_resize", "max_after_resize"])
+    # "1,797 scanned digits of 8x8 pixels"; "one step of the optimizer per batch, 45 steps here"
+    assert records["digits_shape"] == "(1797, 1, 8, 8)"
+    assert records["batches_per_epoch"] == math.ceil(records["digits_train"] / 32) == 45
+    # "The classes are balanced (the same number of rows each) ... half of them here"
+    assert records["toy_classes"] == 2 and records["toy_class_min"] == records["toy_class_max"] == 500
+    # "Resizing blends neighbouring pixels, so the brightest value drops a little"
+    assert 0.8 < records["max_after_resize"] < records["max_before_resize"] - 0.01
+    # "a second run with the same seed repeats both orders exactly", "epoch 1 and epoch 2 see different
+    # orders", "another seed gives other orders"; "Every row lands in exactly one of the two sets"
+    assert records["shuffle_repeats"] and records["epochs_differ"] and records["seeds_differ"]
+    assert records["split_disjoint"] and records["n_train"] + records["n_test"] == records["n_samples"]
+    # The numbers the class-balance paragraph quotes: "between 130 and 150", "from 29 ... to 53"
+    assert (records["train_class_min"], records["train_class_max"]) == (130, 150)
+    assert (records["test_class_min"], records["test_class_max"]) == (29, 53)
+    # "The test split varies more" (relative to its size, and in images)
+    train_spread = records["train_class_max"] / records["train_class_min"]
+    assert records["test_class_max"] / records["test_class_min"] > train_spread + 0.5
+    test_range = records["test_class_max"] - records["test_class_min"]
+    assert test_range > records["train_class_max"] - records["train_class_min"]
+    # "The pass with two workers took many times longer"
+    assert records["epoch_ms_two_workers"] > 3 * records["epoch_ms_no_workers"]
+
+
+def test_straight_lines_split_blobs_but_not_circles_or_moons():
+    """The notebook's claim about its three toy sets (defaults: 1,000 points, noise 0.1, seed 42)."""
+    from sklearn.linear_model import LogisticRegression
+
+    accuracy = {}
+    for name in ("circles", "moons", "blobs"):
+        X, y = make_toy_2d(name, n_samples=1000, noise=0.1, seed=42)
+        accuracy[name] = LogisticRegression(max_iter=5000).fit(X.numpy(), y.numpy()).score(X.numpy(), y.numpy())
+    assert accuracy["blobs"] > 0.95  # "straight lines split its four clusters, apart from a few points"
+    assert accuracy["circles"] < 0.6  # two rings: a straight line does no better than chance
+    assert accuracy["moons"] < 0.92  # interleaved half-moons: no straight line separates them
 
 
 @pytest.mark.notebook

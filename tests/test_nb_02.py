@@ -9,7 +9,13 @@ import torch
 from torch import nn
 
 from helpers.models import LinearRegression, count_parameters
-from tests.nbrun import execute, execute_expecting_error, notebook_path
+from tests.nbrun import (
+    assert_reproduces_committed,
+    execute,
+    execute_expecting_error,
+    execute_like_a_learner,
+    notebook_path,
+)
 
 
 def _linear_copy(model: nn.Module) -> nn.Linear:
@@ -91,6 +97,43 @@ def test_smoke_run_records_the_parameter_counts_of_helpers_models(tmp_path):
 
     saved = torch.load(tmp_path / "runs" / "line_model_untrained.pt", weights_only=True)
     assert set(saved) == {"weight", "bias"} and saved["weight"].shape == (1,)
+
+
+@pytest.fixture
+def kernel_without_cuda(monkeypatch):
+    """The kernel inherits this environment: the run is a CPU run on every machine."""
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+
+
+@pytest.mark.notebook
+def test_default_run_like_a_learner_reproduces_and_backs_the_text(tmp_path, kernel_without_cuda):
+    records = execute_like_a_learner("02_model", tmp_path)
+    assert_reproduces_committed("02_model", records, [
+        "tinyvgg_params", "mlp_params", "untrained_test_mae", "start_weight", "start_bias",
+        "untrained_mlp_acc", "ce_logits", "ce_probabilities", "sgd_loss_before", "sgd_loss_after"])
+    # "too flat (weight 0.34 instead of 0.7) and too low (bias 0.13 instead of 0.3)"
+    assert round(records["start_weight"], 2) == 0.34 and round(records["start_bias"], 2) == 0.13
+    # "The untrained line's L1 loss is the average distance we printed in section 3"
+    assert records["untrained_test_l1"] == pytest.approx(records["untrained_test_mae"], abs=1e-6)
+    # "Same weight and bias, same outputs" (up to rounding, the test that holds everywhere)
+    assert records["linear_matches_scratch"] is True
+    # "An untrained model's guesses are no better than chance" (10 classes: 0.1)
+    assert records["untrained_mlp_acc"] < 0.15
+    # "about 11 million parameters, against 2,410 in our MLP and 29,354 in TinyVGG"
+    assert 10.5e6 < records["resnet18_params"] < 11.5e6
+    assert (records["mlp_params"], records["tinyvgg_params"]) == (2410, 29354)
+    # "MobileNetV3-small ... has about four times fewer parameters than ResNet-18"
+    assert 3.5 < records["resnet18_params"] / records["mobilenet_v3_small_params"] < 5
+    # "Almost all of TinyVGG's parameters sit in the 3x3 convolutions from 32 to 32 channels (9,248 each)"
+    assert 3 * (32 * 32 * 9 + 32) / records["tinyvgg_params"] > 0.9
+    # "Feeding probabilities gives ... a wrong loss, here far higher than the right one"
+    assert records["ce_probabilities"] > 2 * records["ce_logits"]
+    # one SGD step: "the loss went down a little"
+    assert 0.9 * records["sgd_loss_before"] < records["sgd_loss_after"] < records["sgd_loss_before"]
+    # "Adam's first step moves every parameter by about lr" (LEARNING_RATE = 0.01), "whatever the size of
+    # its gradient": the two gradients differ by almost a factor of 2
+    assert records["adam_weight_moved"] == pytest.approx(0.01, rel=0.01)
+    assert records["adam_bias_moved"] == pytest.approx(0.01, rel=0.01)
 
 
 @pytest.mark.notebook

@@ -1,10 +1,74 @@
-"""03_train through papermill: a smoke run, and every kind of bad parameter stopping in validation."""
+"""03_train through papermill: a learner's default run (the committed numbers, and every claim of the prose),
+a smoke run, and every kind of bad parameter stopping in validation."""
+
+import json
 
 import pytest
 
-from tests.nbrun import execute, execute_expecting_error
+from tests.nbrun import assert_reproduces_committed, execute, execute_expecting_error, execute_like_a_learner
 
 pytestmark = pytest.mark.notebook
+
+RUN_FILES = {"history.json", "digits_loss_curves.png", "digits_epochs.jsonl"}
+
+
+@pytest.fixture(scope="module")
+def learner_run(tmp_path_factory):
+    """One run at the defaults and the machine's default thread count, on the CPU the committed run used."""
+    tmp_path = tmp_path_factory.mktemp("nb03")
+    return execute_like_a_learner("03_train", tmp_path, DEVICE="cpu"), tmp_path / "runs"
+
+
+def test_default_run_gives_the_committed_numbers(learner_run):
+    records, _ = learner_run
+    assert_reproduces_committed("03_train", records, [
+        "test_acc", "test_loss", "train_loss", "test_acc_min_last_10", "test_acc_max_last_10",
+        "line_weight", "line_bias", "line_train_loss", "line_test_loss", "line_best_train_loss",
+        "line_fine_weight", "line_fine_bias", "line_fine_train_loss", "hand_test_acc",
+    ])
+
+
+def test_straight_line_claims(learner_run):
+    records, _ = learner_run
+    # "Both within 0.01 of the truth"
+    assert abs(records["line_weight"] - 0.7) < 0.01 and abs(records["line_bias"] - 0.3) < 0.01
+    # "falls until about epoch 140, and then they hop": two values only, the last epoch not the best
+    assert 125 <= records["line_best_epoch"] <= 155
+    assert records["line_loss_values_last_100"] == 2
+    assert records["line_best_train_loss"] < records["line_train_loss"] / 5
+    # "Measured on the same parameters, the two losses are close"
+    assert abs(records["line_test_loss"] - records["line_train_loss"]) < 0.002
+    # "The bias's gradient is exactly +1": every point adds the sign of its error
+    assert records["line_bias_grad"] == 1.0
+    # ten times smaller steps: "about ten times less far", and "agree with 0.7 and 0.3 to three decimals"
+    assert records["line_train_loss"] / 20 < records["line_fine_train_loss"] < records["line_train_loss"] / 5
+    assert abs(records["line_fine_weight"] - 0.7) < 0.001 and abs(records["line_fine_bias"] - 0.3) < 0.001
+
+
+def test_hand_written_loop_gives_the_same_history_as_fit(learner_run):
+    records, _ = learner_run
+    assert records["hand_train_loss"] == records["fit_train_loss_same_epoch"]
+    assert records["hand_test_loss"] == records["fit_test_loss_same_epoch"]
+    assert records["hand_test_acc"] == records["fit_test_acc_same_epoch"]
+
+
+def test_digits_claims(learner_run):
+    records, runs = learner_run
+    # "After three epochs the model already classifies 85% of the test images"
+    assert 0.8 < records["hand_test_acc"] < 0.9
+    # "in the first epoch the training loss is higher than the test loss"
+    assert records["hand_first_train_loss"] > records["hand_first_test_loss"]
+    # "ends at 96.94%, far above the 10% of guessing"
+    assert records["epochs"] == 20 and records["test_acc"] > 0.95
+    # the test loss is lowest in the last epochs and stays above the training loss
+    assert records["test_loss_best_epoch"] >= 16
+    assert records["test_loss"] > 2 * records["train_loss"]
+    # "over the last ten epochs it moved between ...: one epoch's accuracy is only good to a point or two"
+    assert 0.01 <= records["test_acc_max_last_10"] - records["test_acc_min_last_10"] <= 0.04
+    assert {p.name for p in runs.iterdir()} == RUN_FILES
+    logged = [json.loads(line) for line in (runs / "digits_epochs.jsonl").read_text().splitlines()]
+    assert [entry["epoch"] for entry in logged] == list(range(1, 21))  # the hook ran after every epoch
+    assert logged[-1]["test_acc"] == records["test_acc"]
 
 
 def test_smoke_run_records_learned_line_and_accuracy(tmp_path):
@@ -13,7 +77,9 @@ def test_smoke_run_records_learned_line_and_accuracy(tmp_path):
     assert records["epochs"] == 3
     assert 0.5 <= records["test_acc"] <= 1  # 3 epochs: well above the 10 % of guessing
     assert abs(records["line_weight"] - 0.7) < 0.25 and abs(records["line_bias"] - 0.3) < 0.25
-    assert {p.name for p in (tmp_path / "runs").iterdir()} == {"history.json", "digits_loss_curves.png"}
+    # on any device the hand-written loop and fit agree (on a GPU, sums may run in another order)
+    assert records["hand_test_loss"] == pytest.approx(records["fit_test_loss_same_epoch"], rel=1e-3)
+    assert {p.name for p in (tmp_path / "runs").iterdir()} == RUN_FILES
 
 
 BAD_PARAMETERS = [

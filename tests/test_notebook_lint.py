@@ -112,4 +112,11 @@ def test_outputs_show_no_machine_paths(nb):
     for cell in code_cells(nb):
         for output in cell.get("outputs", []):
             text = "".join(output.get("text", "")) + "".join(output.get("data", {}).get("text/plain", ""))
-            assert not re.search(r"/(home|root|tmp|work|Users)/", text), text[:200]
+            assert not re.search(r"/(home|root|tmp|work|Users|usr|opt|var|private)/", text), text[:200]
+
+
+def test_outputs_have_no_progress_bar_fragments(nb):
+    """A bar redrawn with carriage returns leaves one cut-off fragment per redraw in a saved notebook."""
+    for cell in code_cells(nb):
+        for output in cell.get("outputs", []):
+            assert "\r" not in "".join(output.get("text", "")), "".join(output.get("text", ""))[:200]
