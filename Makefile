@@ -24,11 +24,24 @@ run: setup
 	@$(PY) -m helpers.series $(ARGS)
 
 # JOBS workers run notebooks side by side; one thread each keeps them from fighting over the cores.
+# -rfEs: the summary names failures, errors and skip reasons (the browser test without Chromium, GPU tests).
 test: setup
-	@OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) -m pytest -q -n $(JOBS) --dist loadscope $(ARGS)
+	@OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) -m pytest -q -rfEs -n $(JOBS) --dist loadscope $(ARGS)
 
-lab: setup
-	@$(VENV)/bin/jupyter lab notebooks
+# JupyterLab on notebooks/ without the "news" prompt, news feed and update check (they would go online):
+# the prompt's answer (Never) as a default in the venv's JupyterLab settings, so a plain .venv/bin/jupyter lab
+# does not ask either, and server flags that switch the feed and the check off. tests/test_browser.py reads
+# LAB_OVERRIDES and LAB_FLAGS from here and starts its lab with them.
+LAB_OVERRIDES := {"@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": false}}
+LAB_FLAGS := --LabApp.news_url=None --LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate
+LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings/overrides.d/pytorch-course.json
+
+$(LAB_SETTINGS): $(STAMP) Makefile
+	@mkdir -p $(@D)
+	@printf '%s\n' '$(LAB_OVERRIDES)' > $@
+
+lab: setup $(LAB_SETTINGS)
+	@$(VENV)/bin/jupyter lab $(LAB_FLAGS) $(if $(filter 0,$(shell id -u)),--allow-root) notebooks
 
 # Re-execute the committed notebooks in place (default parameters, CPU), keeping outputs.
 # One thread, as in make test, so the committed numbers are the ones CI reproduces.
