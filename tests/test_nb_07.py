@@ -1,28 +1,108 @@
-"""07_computer_vision through papermill: smoke runs on both offline sets, an online set offline, a bad name."""
+"""07_computer_vision through papermill: a learner's default run (the committed numbers and every claim of the
+prose), smoke runs on both offline sets, FashionMNIST end to end from files on disk, an online set offline, a
+bad name."""
+
+from __future__ import annotations
 
 import json
 import socket
 from pathlib import Path
 
+import numpy as np
 import pytest
 from torchvision.datasets import FashionMNIST
 
-from tests.nbrun import execute, execute_expecting_error
+from tests.nbrun import assert_reproduces_committed, execute, execute_expecting_error, execute_like_a_learner
 from tests.test_vision import write_mnist_like
 
 pytestmark = pytest.mark.notebook
 
 NAME = "07_computer_vision"
-SHAPES = "shapes_32px_30each"  # SMOKE: 30 generated images per class, a quarter of them for testing
+MODELS = ["linear", "mlp", "tinyvgg"]
+SHAPES = "shapes_16px_30each"  # SMOKE: 30 generated 16x16 images per class, a quarter of them for testing
+ESTIMATE_LINE = "training steps for each of 3 models: about"
 
 
 def comparison(tmp_path: Path) -> dict:
     return json.loads((tmp_path / "runs" / "comparison.json").read_text())
 
 
+def printed(tmp_path: Path) -> str:
+    """Everything the executed notebook printed."""
+    cells = json.loads((tmp_path / f"{NAME}.out.ipynb").read_text(encoding="utf-8"))["cells"]
+    return "".join("".join(output.get("text", "")) for cell in cells for output in cell.get("outputs", []))
+
+
+def by_model(rows: list[dict], key: str) -> dict[str, list]:
+    """``key`` of every row, per model, in seed order."""
+    return {name: [row[key] for row in rows if row["model"] == name] for name in MODELS}
+
+
 def n_test_images(tmp_path: Path) -> int:
     return len(list((tmp_path / "data" / SHAPES / "test").glob("*/*.png")))
 
+
+# A learner's default run ----------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def learner_run(tmp_path_factory) -> tuple[dict, Path]:
+    """One run at the defaults and the machine's default thread count, on the CPU the committed run used."""
+    tmp_path = tmp_path_factory.mktemp("nb07")
+    return execute_like_a_learner(NAME, tmp_path, DEVICE="cpu"), tmp_path
+
+
+def test_default_run_gives_the_committed_numbers(learner_run):
+    records, _ = learner_run
+    assert_reproduces_committed(NAME, records, [
+        "cnn_test_acc", "mlp_test_acc", "linear_test_acc", "shapes_cnn_test_acc", "shapes_mlp_test_acc",
+        "shapes_linear_test_acc", "long_mlp_test_first", "long_mlp_test_last",
+    ])
+
+
+def test_digits_claims(learner_run):
+    records, tmp_path = learner_run
+    assert (records["dataset"], records["epochs"], records["seeds"]) == ("digits", 10, 3)
+    accuracy = [records["linear_test_acc"], records["mlp_test_acc"], records["cnn_test_acc"]]
+    # "close together, their means within about three points", while on shapes the gap is tens of points
+    assert max(accuracy) - min(accuracy) < 0.04
+    assert records["shapes_cnn_test_acc"] - records["shapes_mlp_test_acc"] > 3 * (max(accuracy) - min(accuracy))
+    assert records["linear_test_acc"] > 0.9  # "right more than nine times in ten"
+    assert 1 <= records["largest_confusion"] <= 3  # "only a couple of mistakes each"
+    assert len(comparison(tmp_path)["rows"]) == 3 * 3  # every model, every seed
+
+
+def test_shapes_claims(learner_run):
+    records, tmp_path = learner_run
+    accuracy = by_model(comparison(tmp_path)["shapes_rows"], "test_acc")
+    for cnn, mlp, linear in zip(accuracy["tinyvgg"], accuracy["mlp"], accuracy["linear"], strict=True):
+        assert cnn - mlp > 0.2 and cnn - linear > 0.2  # far behind the CNN on every seed, ...
+    # ... "more than 30 points" in the mean, "where the seeds differ by about a point"
+    assert records["shapes_cnn_test_acc"] - max(records["shapes_mlp_test_acc"], records["shapes_linear_test_acc"]) > 0.3
+    assert max(np.std(values, ddof=1) for values in accuracy.values()) < 0.03
+    # the MLP trained three times as long still improves, more on its training images than on the test
+    # images, and stays far behind the CNN's 10-epoch mean
+    assert records["long_mlp_test_last"] > records["long_mlp_test_first"]
+    train_gain = records["long_mlp_train_last"] - records["long_mlp_train_first"]
+    assert train_gain > records["long_mlp_test_last"] - records["long_mlp_test_first"]
+    assert records["long_mlp_test_last"] < records["shapes_cnn_test_acc"] - 0.1
+
+
+def test_size_and_time_claims(learner_run):
+    records, tmp_path = learner_run
+    summary = comparison(tmp_path)
+    digits, shapes = (by_model(summary[key], "parameters") for key in ("rows", "shapes_rows"))
+    # on 8x8 digits the linear model and the MLP are the smaller ones; on 16x16 shapes the MLP is larger
+    assert digits["linear"][0] < digits["mlp"][0] < digits["tinyvgg"][0]
+    assert shapes["mlp"][0] > shapes["tinyvgg"][0]
+    for key in ("rows", "shapes_rows"):  # "on a CPU the CNN is the slowest", in the mean over the seeds
+        seconds = {name: np.mean(values) for name, values in by_model(summary[key], "seconds").items()}
+        assert seconds["tinyvgg"] > max(seconds["linear"], seconds["mlp"]), key
+    # the estimate from a few timed steps is of the order of the measured training time
+    assert 0.2 < records["estimate_s"] / records["train_s"] < 5
+    assert ESTIMATE_LINE in printed(tmp_path)
+
+
+# Smoke runs -----------------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def shapes_run(tmp_path_factory) -> tuple[dict, Path]:
@@ -32,43 +112,44 @@ def shapes_run(tmp_path_factory) -> tuple[dict, Path]:
 
 
 def assert_same_shapes_comparison(tmp_path: Path, records: dict, shapes_run: tuple[dict, Path]) -> None:
-    """The shapes comparison of a run on another set (helpers.compare.compare_models) gives what the
-    notebook's own loop gave on the shapes set: same models, sizes and test accuracies. Bitwise on the
-    CPU; on a GPU, nondeterministic kernels may change the prediction of one test image."""
+    """The shapes comparison of a run on another set (helpers.compare.compare_models, once per seed) gives what
+    the notebook's own loop gave on the shapes set: same models, seeds, sizes and test accuracies. Bitwise on
+    the CPU; on a GPU, nondeterministic kernels may change the prediction of one test image."""
     reference_records, reference_path = shapes_run
     assert records["device"] == reference_records["device"]
     tolerance = 0 if records["device"] == "cpu" else 1 / n_test_images(reference_path) + 1e-9
     rows, reference = comparison(tmp_path)["shapes_rows"], comparison(reference_path)["rows"]
-    assert [row["model"] for row in rows] == [row["model"] for row in reference] == ["linear", "mlp", "tinyvgg"]
+    assert [(row["seed"], row["model"]) for row in rows] == [(row["seed"], row["model"]) for row in reference]
     for row, expected in zip(rows, reference, strict=True):
         assert row["parameters"] == expected["parameters"], row["model"]
         assert row["test_acc"] == pytest.approx(expected["test_acc"], abs=tolerance), row["model"]
-    shapes_acc = {row["model"]: row["test_acc"] for row in rows}
-    assert (records["shapes_cnn_test_acc"], records["shapes_mlp_test_acc"]) == (shapes_acc["tinyvgg"],
-                                                                                shapes_acc["mlp"])
+    for name in ("cnn", "mlp", "linear"):
+        assert records[f"shapes_{name}_test_acc"] == reference_records[f"{name}_test_acc"]
 
 
 def assert_wrote_only_its_artifacts(tmp_path: Path) -> None:
     assert {p.name for p in (tmp_path / "runs").iterdir()} == {"comparison.json", "confusion_matrix.png"}
-    assert [p.name for p in (tmp_path / "data").iterdir()] == [SHAPES]  # generated under DATA_DIR, nowhere else
+    assert SHAPES in [p.name for p in (tmp_path / "data").iterdir()]  # generated under DATA_DIR
 
 
-def test_smoke_run_on_shapes_compares_three_models(shapes_run):
+def test_smoke_run_on_shapes_compares_three_models_over_three_seeds(shapes_run):
     records, tmp_path = shapes_run
     assert records["_headline"] == "cnn_test_acc"
-    assert records["dataset"] == "shapes" and records["epochs"] == 2
+    assert (records["dataset"], records["epochs"], records["seeds"]) == ("shapes", 2, 3)
     summary = comparison(tmp_path)
     assert summary["shapes_rows"] == summary["rows"]  # shapes is the main comparison: not run twice
-    accuracy = {row["model"]: row["test_acc"] for row in summary["rows"]}
-    assert (records["cnn_test_acc"], records["mlp_test_acc"], records["linear_test_acc"]) == (
-        accuracy["tinyvgg"], accuracy["mlp"], accuracy["linear"])
-    assert records["shapes_cnn_test_acc"] == records["cnn_test_acc"]
+    assert summary["seeds"] == [42, 43, 44] and summary["classes"] == ["circle", "square", "triangle"]
+    accuracy = by_model(summary["rows"], "test_acc")
+    for name, key in (("tinyvgg", "cnn_test_acc"), ("mlp", "mlp_test_acc"), ("linear", "linear_test_acc")):
+        assert records[key] == pytest.approx(np.mean(accuracy[name]), abs=1e-12)  # the mean over the seeds
     n_test = n_test_images(tmp_path)
-    assert n_test == 24  # 3 classes x 8 (a quarter of 30, rounded)
-    for name, value in accuracy.items():  # fractions of the 24 generated test images
-        assert value * n_test == pytest.approx(round(value * n_test), abs=1e-9), name
+    assert n_test == records["n_test"] == 24  # 3 classes x 8 (a quarter of 30, rounded)
+    for name, values in accuracy.items():  # fractions of the 24 generated test images
+        for value in values:
+            assert value * n_test == pytest.approx(round(value * n_test), abs=1e-9), name
     # 2 epochs on 66 images barely starts; the linear model is already above guessing (1/3)
     assert records["linear_test_acc"] > 1 / 3 + 0.1
+    assert [p.name for p in (tmp_path / "data").iterdir()] == [SHAPES]
     assert_wrote_only_its_artifacts(tmp_path)
 
 
@@ -76,12 +157,15 @@ def test_smoke_run_on_digits_learns_with_every_model(tmp_path, shapes_run):
     records = execute(NAME, tmp_path, SMOKE=True, DATASET="digits")
     assert records["_headline"] == "cnn_test_acc"
     assert records["dataset"] == "digits" and records["epochs"] == 2
-    # 2 epochs on 1,437 digits: every model is far above guessing (0.1) on the 359 test digits
+    assert (records["n_train"], records["n_test"]) == (500, 359)  # SMOKE keeps at most 500 images per split
+    # 2 epochs on 500 digits: every model is far above guessing (0.1) on the 359 test digits
     for name in ("cnn_test_acc", "mlp_test_acc", "linear_test_acc"):
         assert records[name] > 0.25, name
     assert_same_shapes_comparison(tmp_path, records, shapes_run)
     assert_wrote_only_its_artifacts(tmp_path)
 
+
+# The downloadable sets, without a network ----------------------------------------------------------------------
 
 @pytest.fixture
 def refused_proxy(monkeypatch):
@@ -94,6 +178,27 @@ def refused_proxy(monkeypatch):
         for name in ("no_proxy", "NO_PROXY"):
             monkeypatch.delenv(name, raising=False)
         yield
+
+
+def test_fashion_mnist_runs_end_to_end_from_its_files_on_disk(tmp_path, refused_proxy, shapes_run):
+    """The whole notebook on tiny files in FashionMNIST's own format, read by the visible torchvision call."""
+    written = write_mnist_like(tmp_path / "data", FashionMNIST, n_train=40, n_test=20)  # random pixels, labels
+    records = execute(NAME, tmp_path, SMOKE=True, DATASET="fashion_mnist")
+    assert records["dataset"] == "fashion_mnist"
+    summary = comparison(tmp_path)
+    assert summary["classes"] == FashionMNIST.classes  # 'T-shirt/top', 'Trouser', ... 'Ankle boot'
+    assert len(summary["classes"]) == 10
+    assert (records["n_train"], records["n_test"]) == (40, 20)  # every image written, and no other
+    text = printed(tmp_path)
+    assert "FashionMNIST: 40 training and 20 test images" in text
+    per_class = np.bincount(written["train_labels"], minlength=10).tolist()
+    assert f"training images per class: {per_class}" in text  # the labels are the ones in the files
+    assert ESTIMATE_LINE in text and records["estimate_s"] > 0  # the time estimate, before training
+    rows = {row["model"]: row for row in summary["rows"] if row["seed"] == 42}
+    assert rows["linear"]["parameters"] == 28 * 28 * 10 + 10  # trained on the 28x28 grey images written here
+    for row in summary["rows"]:  # and tested on their 20 test images (random labels: nothing to learn)
+        assert row["test_acc"] * 20 == pytest.approx(round(row["test_acc"] * 20), abs=1e-9), row["model"]
+    assert_same_shapes_comparison(tmp_path, records, shapes_run)
 
 
 def test_online_dataset_offline_stops_with_one_clear_message(tmp_path, refused_proxy):
@@ -109,15 +214,3 @@ def test_unknown_dataset_stops_in_validation_before_writing(tmp_path):
     assert error.startswith("ParameterError: DATASET = 'svhn' is not allowed: choose one of 'digits', "
                             "'shapes', 'fashion_mnist', 'mnist', 'cifar10'.")
     assert not (tmp_path / "runs").exists() and not (tmp_path / "data").exists()
-
-
-def test_downloadable_set_whose_files_are_in_data_dir_runs_without_network(tmp_path, refused_proxy, shapes_run):
-    write_mnist_like(tmp_path / "data", FashionMNIST, n_train=40, n_test=20)  # random pixels and labels
-    records = execute(NAME, tmp_path, SMOKE=True, DATASET="fashion_mnist")
-    assert records["dataset"] == "fashion_mnist"
-    rows = {row["model"]: row for row in comparison(tmp_path)["rows"]}
-    assert rows["linear"]["parameters"] == 28 * 28 * 10 + 10  # trained on the 28x28 grey images written here
-    for name, row in rows.items():  # and tested on their 20 test images (random labels: nothing to learn)
-        assert row["test_acc"] * 20 == pytest.approx(round(row["test_acc"] * 20), abs=1e-9), name
-    assert records["cnn_test_acc"] == rows["tinyvgg"]["test_acc"]
-    assert_same_shapes_comparison(tmp_path, records, shapes_run)
