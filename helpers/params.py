@@ -85,6 +85,7 @@ RULES: dict[str, Callable[[Any], str | None]] = {
     "PROCESSES": _positive_int,
     "RUNS_DIR": _text,
     "DATA_DIR": _text,
+    "IMAGE_DIR": _text,
 }
 
 

@@ -8,11 +8,19 @@ through torchvision's own classes (:mod:`helpers.downloads` fetches their files)
 (08): the same classes, the same samples in the same order, the same images. It differs only
 in its errors: an empty folder, a folder without class subfolders and an unreadable image each
 raise :class:`ImageFolderError` with one message saying what is wrong and what to do.
+
+:func:`check_image_folder` checks a folder of your own images before anything is trained or
+written, and :func:`split_image_folder` copies one folder of class folders into train/ and test/
+folders (08's ``IMAGE_DIR``).
 """
 
 from __future__ import annotations
 
+import json
 import os
+import random
+import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,9 +37,10 @@ from helpers.downloads import ONLINE_DATASETS, open_torchvision_dataset
 from helpers.shapes import make_shapes
 
 __all__ = [
-    "IMG_EXTENSIONS", "OFFLINE_DATASETS", "VISION_DATASETS", "ImageData", "ImageFolderDataset",
-    "ImageFolderError", "dataset_to_tensors", "find_classes", "find_samples", "load_image",
-    "load_image_dataset", "standardize", "to_tensor_transform",
+    "IMG_EXTENSIONS", "OFFLINE_DATASETS", "SPLITS", "VISION_DATASETS", "ImageData", "ImageFolderDataset",
+    "ImageFolderError", "ImageFolderSummary", "check_image_folder", "dataset_to_tensors", "find_classes",
+    "find_samples", "load_image", "load_image_dataset", "split_image_folder", "standardize",
+    "to_tensor_transform",
 ]
 
 OFFLINE_DATASETS = ("digits", "shapes")
@@ -39,6 +48,8 @@ VISION_DATASETS = (*OFFLINE_DATASETS, *ONLINE_DATASETS)
 
 # The file endings torchvision's ImageFolder accepts (compared in lower case).
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+# A folder holding these two subfolders is already split into training and test images.
+SPLITS = ("train", "test")
 
 
 class ImageFolderError(ValueError):
@@ -53,7 +64,7 @@ def find_classes(root: str | Path) -> tuple[list[str], dict[str, int]]:
     """Class names (the sorted subfolder names of ``root``) and ``class_to_idx`` (name -> 0, 1, ...)."""
     root = Path(root)
     if not root.is_dir():
-        raise ImageFolderError(f"{root} is not a folder: check the path (was the data set made?)")
+        raise ImageFolderError(f"{root} is not a folder: check the path")
     entries = list(os.scandir(root))
     classes = sorted(entry.name for entry in entries if entry.is_dir())
     if not classes:
@@ -82,11 +93,26 @@ def find_samples(root: str | Path, class_to_idx: dict[str, int]) -> list[tuple[P
         ]
         if not found:
             raise ImageFolderError(
-                f"class folder {Path(root) / name} holds no image files ({', '.join(IMG_EXTENSIONS)}): "
-                "add images to it or remove the folder"
+                f"class folder {Path(root) / name} holds no image files: add {', '.join(IMG_EXTENSIONS)} "
+                "images to it or remove the folder"
             )
         samples += found
     return samples
+
+
+# What PIL raises for a damaged file or one that is not an image (UnidentifiedImageError is an OSError).
+_PIL_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
+
+
+def _why_unreadable(error: Exception) -> str:
+    return "not a format PIL recognises" if isinstance(error, UnidentifiedImageError) else str(error)
+
+
+def _cannot_read(path: str | Path, error: Exception) -> ImageFolderError:
+    return ImageFolderError(
+        f"cannot read {path} as an image ({_why_unreadable(error)}): the file is damaged or not an image; "
+        "replace or delete it and run again"
+    )
 
 
 def load_image(path: str | Path) -> Image.Image:
@@ -94,13 +120,8 @@ def load_image(path: str | Path) -> Image.Image:
     try:
         with Image.open(path) as image:
             return image.convert("RGB")
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
-        # PIL reports damaged files as any of these; UnidentifiedImageError is an OSError
-        reason = "not a format PIL recognises" if isinstance(error, UnidentifiedImageError) else error
-        raise ImageFolderError(
-            f"cannot read {path} as an image ({reason}): the file is damaged or not an image; "
-            "replace or delete it and run again"
-        ) from None
+    except _PIL_ERRORS as error:
+        raise _cannot_read(path, error) from None
 
 
 class ImageFolderDataset(Dataset):
@@ -128,6 +149,155 @@ class ImageFolderDataset(Dataset):
         if self.transform is not None:
             image = self.transform(image)
         return image, label
+
+
+@dataclass(frozen=True)
+class ImageFolderSummary:
+    """What :func:`check_image_folder` found in a folder it accepted."""
+
+    root: Path
+    classes: list[str]       # the class folder names, sorted as ImageFolder sorts them
+    counts: dict[str, int]   # image files per class, train/ and test/ together when split
+    split: bool              # True when root holds train/ and test/, False for root/<class>/<image>
+    ignored: list[Path]      # files skipped because their ending is not an image ending
+
+    @property
+    def n_images(self) -> int:
+        """Image files in the whole folder."""
+        return sum(self.counts.values())
+
+    def __str__(self) -> str:
+        layout = "already split into train/ and test/" if self.split else "one folder per class"
+        counts = ", ".join(f"{name} {count}" for name, count in self.counts.items())
+        text = f"{len(self.classes)} classes, {self.n_images} images ({counts}), {layout}"
+        if self.ignored:
+            text += f"; {len(self.ignored)} file(s) without an image ending skipped, such as {self.ignored[0].name}"
+        return text
+
+
+def _unreadable(path: Path) -> Exception | None:
+    """The error PIL raises when decoding ``path`` to RGB (None if it decodes), as training would."""
+    try:
+        with Image.open(path) as image:
+            image.draft("RGB", (64, 64))  # JPEG: decode at a reduced scale, which still reads every byte
+            image.convert("RGB")
+    except _PIL_ERRORS as error:
+        return error
+    return None
+
+
+def _check_classes(tree: Path, min_images: int, problems: list[str]) -> dict[str, list[Path]]:
+    """Every file under each class folder of ``tree``, by class; appends what is wrong to ``problems``."""
+    classes, _ = find_classes(tree)  # raises at once for a missing or empty folder, or loose images
+    files = {name: [Path(folder) / file for folder, _, names in sorted(os.walk(tree / name, followlinks=True))
+                    for file in sorted(names)] for name in classes}
+    for name, paths in files.items():
+        images = [path for path in paths if _is_image(path.name)]
+        if not images:
+            others = f" (its {len(paths)} other file(s), such as {paths[0].name}, are skipped)" if paths else ""
+            problems.append(f"class folder {tree / name} holds no image files{others}: add "
+                            f"{', '.join(IMG_EXTENSIONS)} images to it or remove the folder")
+        elif len(images) < min_images:
+            problems.append(f"class folder {tree / name} holds only {len(images)} image: at least {min_images} "
+                            "are needed, one to train on and one to test")
+    return files
+
+
+def check_image_folder(root: str | Path, max_listed: int = 5) -> ImageFolderSummary:
+    """Check a folder of your own images before anything is trained or written (08_custom_datasets).
+
+    Two layouts are accepted: ``root/<class>/<image>``, whose files are then split into training
+    and test images (so each class needs at least 2), or ``root/train/<class>/<image>`` and
+    ``root/test/<class>/<image>`` with the same classes in both. Every image file (any ending of
+    :data:`IMG_EXTENSIONS`) is decoded once, as training will decode it, so a damaged file is found
+    now rather than in the middle of an epoch; other files are skipped, as ``ImageFolder`` skips
+    them, and listed in ``ignored``. Nothing is written.
+
+    Raises :class:`ImageFolderError` listing every problem found, one line each: a missing or empty
+    folder, images without class folders, only one class, a class folder without images, a class
+    with a single image (first layout), different classes in train/ and test/, and each file that
+    cannot be read as an image (the first ``max_listed``, then how many more).
+    """
+    if not isinstance(root, (str, os.PathLike)):
+        raise ImageFolderError(f"{root!r} is not a folder path: give the folder as text, such as 'my_images'")
+    root = Path(root)
+    split = all((root / name).is_dir() for name in SPLITS)
+    problems: list[str] = []
+    trees = [_check_classes(root / name, 1, problems) for name in SPLITS] if split else [
+        _check_classes(root, 2, problems)]
+    classes = list(trees[0])
+    if split and set(trees[0]) != set(trees[1]):
+        only = [f"only in {name}/: {', '.join(sorted(set(mine) - set(other)))}"
+                for name, mine, other in (("train", *trees), ("test", *trees[::-1])) if set(mine) - set(other)]
+        problems.append(f"train/ and test/ must hold the same class folders ({'; '.join(only)})")
+    if len(classes) < 2:
+        problems.append(f"only one class folder, {classes[0]!r}: a classifier needs at least two "
+                        "classes, so add one folder of images for each other class")
+    files = [path for tree in trees for paths in tree.values() for path in paths]
+    unreadable = [(path, error) for path in files if _is_image(path.name) and (error := _unreadable(path)) is not None]
+    problems += [str(_cannot_read(path, error)) for path, error in unreadable[:max_listed]]
+    if len(unreadable) > max_listed:
+        problems.append(f"... and {len(unreadable) - max_listed} more files that cannot be read as images")
+    if problems:
+        plural = "s" if len(problems) > 1 else ""
+        raise ImageFolderError(f"{root} cannot be used for training ({len(problems)} problem{plural}):\n- "
+                               + "\n- ".join(problems))
+    counts = {name: sum(_is_image(path.name) for tree in trees for path in tree[name]) for name in classes}
+    return ImageFolderSummary(root, classes, counts, split, [path for path in files if not _is_image(path.name)])
+
+
+_SPLIT_MARKER = "split.json"
+
+
+def split_image_folder(root: str | Path, dest: str | Path, test_fraction: float = 0.25, seed: int = 0) -> Path:
+    """Copy ``root/<class>/<image>`` into ``dest/train/<class>/`` and ``dest/test/<class>/``; return ``dest``.
+
+    In each class a seeded random ``test_fraction`` of the image files (at least one, and at least
+    one left for training) is copied to test/ and the rest to train/, so both splits hold every
+    class in the same proportions (08_custom_datasets). ``root`` is only read; check it with
+    :func:`check_image_folder` first.
+    The same files and seed give the same split. Nothing is done when ``dest`` already holds the
+    split of the same files (its ``split.json`` lists them); otherwise the split is written to a
+    temporary folder and moved into place, so an interrupted run never leaves half of it. A ``dest``
+    that is not empty and was not made by this function is refused with ``FileExistsError``.
+    """
+    if not 0 < test_fraction < 1:
+        raise ValueError(f"test_fraction must be between 0 and 1, got {test_fraction}")
+    root, dest = Path(root).resolve(), Path(dest)
+    classes, class_to_idx = find_classes(root)
+    samples = find_samples(root, class_to_idx)
+    config = {"root": str(root), "test_fraction": test_fraction, "seed": seed,
+              "files": [[str(path.relative_to(root)), path.stat().st_size, path.stat().st_mtime_ns]
+                        for path, _ in samples]}
+    marker = dest / _SPLIT_MARKER
+    try:
+        if json.loads(marker.read_text()) == config:
+            return dest
+    except (OSError, ValueError):
+        pass
+    if dest.exists() and not (dest.is_dir() and (marker.is_file() or not any(dest.iterdir()))):
+        raise FileExistsError(f"{dest} already exists and was not made by split_image_folder (no "
+                              f"{_SPLIT_MARKER} in it), so it is left alone: choose another folder")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.partial-", dir=dest.parent))
+    try:
+        for name in classes:
+            files = [path for path, label in samples if label == class_to_idx[name]]
+            if len(files) < 2:
+                raise ValueError(f"class {name!r} has {len(files)} image(s): at least 2 are needed to split it")
+            n_test = min(max(1, round(len(files) * test_fraction)), len(files) - 1)  # both splits get some
+            test = set(random.Random(f"{seed}-{name}").sample(range(len(files)), n_test))  # stable seeding
+            for i, path in enumerate(files):
+                target = staging / ("test" if i in test else "train") / path.relative_to(root)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path, target)
+        (staging / _SPLIT_MARKER).write_text(json.dumps(config, indent=1))
+        if dest.exists():
+            shutil.rmtree(dest)  # empty, or an older split of ours (checked above)
+        staging.rename(dest)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return dest
 
 
 @dataclass
