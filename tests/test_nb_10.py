@@ -1,4 +1,11 @@
-"""Papermill runs of notebooks/10_going_further.ipynb: a SMOKE run and bad parameters."""
+"""Papermill runs of notebooks/10_going_further.ipynb.
+
+The default run, as a learner meets it, must give the committed accuracies and back the prose: the script's
+saved weights give its reported accuracy, the in-memory loader trains exactly as a DataLoader with the same
+batch order, two data-parallel processes end with the weights of one. Timings are recorded but not asserted:
+they change with the machine's load, and the notebook quotes no number of them. A SMOKE run checks the
+skipped-compile path and the files written; bad parameters stop the notebook before it writes anything.
+"""
 
 from __future__ import annotations
 
@@ -6,23 +13,40 @@ import json
 
 import pytest
 
-from tests.nbrun import execute, execute_expecting_error
+from tests.nbrun import assert_reproduces_committed, execute, execute_expecting_error, execute_like_a_learner
 
 pytestmark = pytest.mark.notebook
 
+NAME = "10_going_further"
 
-def test_smoke_run_trains_by_script_and_by_two_processes(tmp_path):
-    values = execute("10_going_further", tmp_path, SMOKE=True)
+
+def outputs(tmp_path) -> str:
+    cells = json.loads((tmp_path / f"{NAME}.out.ipynb").read_text(encoding="utf-8"))["cells"]
+    return "".join("".join(o.get("text", "")) for c in cells for o in c.get("outputs", []))
+
+
+def test_default_run_gives_the_committed_numbers_and_backs_the_claims(tmp_path):
+    values = execute_like_a_learner(NAME, tmp_path)
+    assert_reproduces_committed(NAME, values, ["cli_test_acc", "ddp_test_acc"])
+    assert values["epochs"] == 5 and values["processes"] == 2
+    # "Both agree: the files hold the trained model", and 5 epochs of TinyVGG learned the digits.
+    assert values["cli_test_acc"] == values["cli_history_acc"] and values["cli_test_acc"] > 0.8
+    # "InMemoryLoader ... trains exactly as a DataLoader with the same batch order does"
+    assert values["loaders_agree"] is True
+    # "the weights can differ in the last digits of a float32, far below 1e-5, and the test accuracies are equal"
+    assert 0 <= values["ddp_max_abs_diff"] < 1e-5
+    assert values["ddp_test_acc"] == values["single_test_acc"] > 0.8
+    assert values["compile_status"] == "compiled" or values["compile_status"].startswith("failed, running eagerly")
+    assert "No CUDA runtime" not in outputs(tmp_path)  # the filtered log line with this machine's folders
+
+
+def test_smoke_run_skips_compiling_and_writes_the_two_runs(tmp_path):
+    values = execute(NAME, tmp_path, SMOKE=True)
     assert values["_headline"] == "cli_test_acc"
     assert values["epochs"] == 2 and values["processes"] == 2
-    assert 0.2 <= values["cli_test_acc"] <= 1  # 2 epochs of TinyVGG: above the 10 % of guessing
-    assert 0.3 <= values["ddp_test_acc"] <= 1
-    assert 0 <= values["ddp_max_abs_diff"] < 1e-5  # two processes made the updates of one
-    # DataLoader time / InMemoryLoader time for one epoch: the in-memory loader skips the per-example
-    # indexing and collating (about 1.6x on a busy CPU). Far above 20 would mean it skipped batches.
-    assert 1.0 < values["inmemory_speedup"] < 20
     assert values["compile_status"] == "skipped (COMPILE = False)" and "compile_speedup" not in values
     assert values["amp_status"].startswith(("skipped: needs a CUDA GPU", "on: "))
+    assert values["loaders_agree"] is True and values["ddp_max_abs_diff"] < 1e-5
     runs = tmp_path / "runs"
     assert {p.name for p in runs.iterdir()} == {"cli", "ddp", "speedups.png"}
     for folder in ("cli", "ddp"):
@@ -35,6 +59,6 @@ def test_smoke_run_trains_by_script_and_by_two_processes(tmp_path):
     ({"BATCH_SIZE": 63}, "BATCH_SIZE = 63 is not allowed: with 2 processes it must be a multiple of 2"),
 ], ids=["processes", "batch_size"])
 def test_bad_parameter_stops_in_validation_before_writing(tmp_path, parameters, message):
-    error = execute_expecting_error("10_going_further", tmp_path, SMOKE=True, **parameters)
+    error = execute_expecting_error(NAME, tmp_path, SMOKE=True, **parameters)
     assert error.startswith("ParameterError: ") and message in error
     assert not (tmp_path / "runs").exists()

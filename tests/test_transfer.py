@@ -1,8 +1,9 @@
 """Unit tests for helpers/transfer.py (09_transfer_learning). None of them touches the network.
 
-The ImageNet tests use torchvision's real ``MobileNet_V3_Small_Weights`` enum and its real
-preprocessing; the weights file is written here into a temporary ``TORCH_HOME`` cache
-(the hash is only checked on download, so any state dict of the right shape will do).
+The ImageNet tests use torchvision's real ``MobileNet_V3_Small_Weights`` enum, its real
+preprocessing and its real constructor; the weights file is written here into a temporary
+``TORCH_HOME`` cache (the hash is only checked on download, so any state dict of the right
+shape will do).
 """
 
 from __future__ import annotations
@@ -13,21 +14,22 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.models import MobileNet_V3_Small_Weights
+from torchvision.models import MobileNet_V3_Small_Weights, mobilenet_v3_small, resnet18
 
 import helpers.transfer as transfer
 from helpers.data import few_labelled_split, load_digits, select_digits
 from helpers.device import set_seed
-from helpers.downloads import OFFLINE_ENV, WeightsUnavailableError, cached_weights_path
+from helpers.downloads import OFFLINE_ENV, cached_weights_path
 from helpers.engine import train_one_epoch
+from helpers.models import TinyVGG
 from helpers.transfer import (
-    IMAGENET_ARCH,
     MAX_LABELLED_PER_CLASS,
     TARGET_DIGITS,
     ImageNetInput,
     TransferModel,
-    imagenet_backbone,
-    load_pretrained_backbone,
+    imagenet_weights_problem,
+    last_layer,
+    pretrain_source_model,
     random_init_copy,
 )
 from tests.test_downloads import mobilenet_state, write_unsafe_weights
@@ -54,9 +56,24 @@ def cached_weights(hub_cache) -> dict[str, torch.Tensor]:
     return state
 
 
-def small_backbone() -> nn.Module:
-    """A backbone with BatchNorm, whose running statistics must not move while it is frozen."""
-    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.AdaptiveAvgPool2d(2))
+class SmallClassifier(nn.Module):
+    """Shaped like MobileNet V3: features with BatchNorm, then Linear, Hardswish, Dropout and a last Linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+                                      nn.AdaptiveAvgPool2d(2), nn.Flatten())
+        self.classifier = nn.Sequential(nn.Linear(16, 8), nn.Hardswish(), nn.Dropout(0.5), nn.Linear(8, 7))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+def pretrained_classifier() -> SmallClassifier:
+    set_seed(0)
+    model = SmallClassifier()
+    model.features[1].running_mean.fill_(0.5)  # "pretrained" statistics, to see whether they move
+    return model
 
 
 def one_training_step(model: TransferModel, optimizer: torch.optim.Optimizer) -> None:
@@ -73,8 +90,14 @@ def all_equal(before: dict[str, torch.Tensor], module: nn.Module) -> bool:
     return all(torch.equal(before[name], value) for name, value in module.state_dict().items())
 
 
-def none_equal(before: dict[str, torch.Tensor], module: nn.Module) -> bool:
-    return not any(torch.equal(before[name], value) for name, value in module.named_parameters())
+def none_equal(before: dict[str, torch.Tensor], parameters) -> bool:
+    return not any(torch.equal(before[name], value) for name, value in parameters)
+
+
+def entries_not_from(pretrained: nn.Module, model: TransferModel) -> list[str]:
+    original = pretrained.state_dict()
+    return [name for name, value in model.network.state_dict().items()
+            if value.shape != original[name].shape or not torch.equal(value, original[name])]
 
 
 def test_select_digits_keeps_those_digits_and_relabels_them_in_order():
@@ -114,42 +137,101 @@ def test_max_labelled_per_class_is_what_the_target_digits_allow():
         few_labelled_split(X, y, MAX_LABELLED_PER_CLASS + 1)
 
 
-def test_transfer_model_finds_the_feature_count_and_copies_the_backbone():
-    backbone = small_backbone()
-    model = TransferModel(backbone, num_classes=3, example=torch.rand(5, 1, 8, 8), head_hidden=7)
-    assert model.num_features == 4 * 2 * 2
-    assert model(torch.rand(6, 1, 8, 8)).shape == (6, 3)
-    assert model.backbone is not backbone
-    assert [m.out_features for m in model.head if isinstance(m, nn.Linear)] == [7, 3]
+def small_backbone() -> nn.Module:
+    """A backbone with BatchNorm, to check that its running statistics are reset too."""
+    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.AdaptiveAvgPool2d(2))
 
 
-def test_feature_extraction_leaves_the_backbone_unchanged_while_the_head_trains():
-    set_seed(0)
-    model = TransferModel(small_backbone(), 3, torch.rand(2, 1, 8, 8))
-    for parameter in model.backbone.parameters():
+def test_transfer_model_replaces_only_the_last_layer_of_a_copy():
+    pretrained = pretrained_classifier()
+    before = copies(pretrained)
+    set_seed(3)
+    model = TransferModel(pretrained, num_classes=3)
+    set_seed(3)
+    expected_head = nn.Linear(8, 3)  # the new layer draws its weights from the global generator, first
+    assert model.network.classifier[-1] is model.head
+    assert torch.equal(model.head.weight, expected_head.weight) and torch.equal(model.head.bias, expected_head.bias)
+    assert entries_not_from(pretrained, model) == ["classifier.3.weight", "classifier.3.bias"]
+    assert isinstance(model.preprocess, nn.Identity)
+    assert model.eval()(torch.rand(6, 1, 8, 8)).shape == (6, 3)
+    with torch.no_grad():
+        model.network.classifier[0].weight.add_(1.0)
+    assert all_equal(before, pretrained)  # the model trains its own copy
+
+
+def test_backbone_parameters_are_all_but_the_new_layer():
+    model = TransferModel(pretrained_classifier(), num_classes=3)
+    backbone = {id(p) for p in model.backbone_parameters()}
+    head = {id(p) for p in model.head.parameters()}
+    assert not backbone & head and backbone | head == {id(p) for p in model.parameters()}
+    assert sum(p.numel() for p in model.backbone_parameters()) == 4 * 9 + 4 + 8 + 16 * 8 + 8
+
+
+def test_preprocess_runs_before_the_network():
+    model = TransferModel(pretrained_classifier(), 3, preprocess=ImageNetInput(nn.Identity()))
+    model.network.features[0] = nn.Conv2d(3, 4, 3, padding=1)  # takes the 3 channels ImageNetInput makes
+    assert model.eval()(torch.rand(2, 1, 8, 8)).shape == (2, 3)
+
+
+@pytest.mark.parametrize(("build", "where", "in_features"), [
+    (lambda: TinyVGG(1, 4, 5), "classifier.1", 16),
+    (lambda: mobilenet_v3_small(weights=None), "classifier.3", 1024),
+    (lambda: resnet18(weights=None), "fc", 512),
+], ids=["tinyvgg", "mobilenet_v3_small", "resnet18"])
+def test_the_last_layer_of_torchvision_style_models_is_found_and_replaced(build, where, in_features):
+    pretrained = build()
+    parent, name = last_layer(pretrained)
+    assert getattr(parent, name) is pretrained.get_submodule(where)
+    model = TransferModel(pretrained, num_classes=5)
+    assert model.head is model.network.get_submodule(where)
+    assert (model.head.in_features, model.head.out_features) == (in_features, 5)
+    assert entries_not_from(pretrained, model) == [f"{where}.weight", f"{where}.bias"]
+
+
+def test_a_model_without_a_linear_last_layer_is_a_clear_error():
+    with pytest.raises(ValueError, match="cannot find the last layer of Sequential: no .classifier or .fc"):
+        TransferModel(nn.Sequential(nn.Linear(4, 2)), 3)
+    odd = SmallClassifier()
+    odd.classifier[-1] = nn.Identity()
+    with pytest.raises(ValueError, match="the last layer of SmallClassifier is Identity\\(\\), not a Linear layer"):
+        TransferModel(odd, 3)
+
+
+def test_feature_extraction_leaves_the_backbone_unchanged_while_the_new_layer_trains():
+    model = TransferModel(pretrained_classifier(), 3)
+    for parameter in model.backbone_parameters():
         parameter.requires_grad = False
-    backbone_before, head_before = copies(model.backbone), copies(model.head)
-    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=0.01)
+    backbone_before = {k: v for k, v in copies(model.network).items() if not k.startswith("classifier.3.")}
+    head_before = copies(model.head)
+    optimizer = torch.optim.Adam(model.head.parameters(), lr=0.01)
     one_training_step(model, optimizer)
-    assert all_equal(backbone_before, model.backbone)  # weights and BatchNorm running statistics
-    assert none_equal(head_before, model.head)
-    assert model.training and model.head.training and not model.backbone.training
-    assert all(p.grad is None for p in model.backbone.parameters())
+    state = model.network.state_dict()
+    assert all(torch.equal(value, state[name]) for name, value in backbone_before.items())  # incl. BatchNorm's
+    assert none_equal(head_before, model.head.named_parameters())
+    assert model.training and model.head.training and not model.network.features.training
+    assert not model.network.classifier[2].training  # the frozen part's dropout is off, so its features are fixed
+    X = torch.rand(4, 1, 8, 8)
+    assert torch.equal(model(X), model(X))
+    assert all(p.grad is None for p in model.backbone_parameters())
 
 
-def test_fine_tuning_changes_backbone_and_head_but_not_the_original_backbone():
-    set_seed(0)
-    original = small_backbone()
-    original_before = copies(original)
-    model = TransferModel(original, 3, torch.rand(2, 1, 8, 8))
-    backbone_before, head_before = copies(model.backbone), copies(model.head)
-    optimizer = torch.optim.Adam([{"params": model.backbone.parameters(), "lr": 0.005},
+def test_fine_tuning_trains_every_layer_with_its_own_rate_and_leaves_the_pretrained_model_alone():
+    pretrained = pretrained_classifier()
+    pretrained_before = copies(pretrained)
+    model = TransferModel(pretrained, 3)
+    backbone_before = {name: p.clone() for name, p in model.network.named_parameters()}
+    optimizer = torch.optim.Adam([{"params": model.backbone_parameters(), "lr": 0.001},
                                   {"params": model.head.parameters(), "lr": 0.01}])
     one_training_step(model, optimizer)
-    assert none_equal(backbone_before, model.backbone)
-    assert none_equal(head_before, model.head)
-    assert model.backbone.training  # not frozen: BatchNorm trains too
-    assert all_equal(original_before, original)
+    assert none_equal(backbone_before, model.network.named_parameters())
+    assert not torch.equal(model.network.features[1].running_mean, pretrained.features[1].running_mean)
+    assert model.network.training  # not frozen: BatchNorm and dropout train too
+    assert all_equal(pretrained_before, pretrained)
+    # Adam's first step moves every weight by about its learning rate: the rates of the two groups show
+    first_layer = (model.network.classifier[0].weight - backbone_before["classifier.0.weight"]).abs()
+    new_layer = (model.head.weight - backbone_before["classifier.3.weight"]).abs()
+    assert first_layer.max().item() == pytest.approx(0.001, rel=0.01)
+    assert new_layer.max().item() == pytest.approx(0.01, rel=0.01)
 
 
 def test_random_init_copy_has_new_weights_and_reset_statistics_and_is_seeded():
@@ -173,11 +255,6 @@ def test_imagenet_input_repeats_grey_into_three_channels():
     assert all(torch.equal(rgb[:, c], grey[:, 0]) for c in range(3))
     colour = torch.rand(2, 3, 4, 4)
     assert torch.equal(ImageNetInput(nn.Identity())(colour), colour)
-
-
-def test_bad_weights_value_is_a_clear_error(tmp_path):
-    with pytest.raises(ValueError, match=r"weights must be one of 'auto', 'self', got 'imagenet'"):
-        load_pretrained_backbone("imagenet", tmp_path, CPU)
 
 
 def test_imagenet_preprocessing_maps_grey_digits_to_normalised_224_pixel_rgb():
@@ -204,95 +281,53 @@ def test_imagenet_preprocessing_of_a_constant_image_by_hand():
             torch.testing.assert_close(rgb[i, c], expected, atol=1e-5, rtol=0)
 
 
-def test_imagenet_backbone_holds_the_cached_weights_and_gives_576_features(cached_weights):
-    backbone = imagenet_backbone(IMAGENET_ARCH, WEIGHTS)
-    assert isinstance(backbone[0], ImageNetInput)
-    loaded = backbone[1].state_dict()
-    assert set(loaded) == {key for key in cached_weights if not key.startswith("classifier.")}
-    assert all(torch.equal(loaded[key], cached_weights[key]) for key in loaded)
-    assert isinstance(backbone[1].classifier, nn.Identity)
-    assert backbone.eval()(torch.rand(2, 1, 8, 8)).shape == (2, 576)  # grey 8x8 in, 576 features out
-    model = TransferModel(backbone, 5, torch.rand(3, 1, 8, 8))
-    assert model.num_features == 576 and model(torch.rand(3, 1, 8, 8)).shape == (3, 5)
+def test_cached_imagenet_weights_are_ready_and_the_constructor_reads_that_file(cached_weights):
+    assert imagenet_weights_problem(WEIGHTS) == ""
+    pretrained = mobilenet_v3_small(weights=WEIGHTS)  # the notebook's call, offline: the file is cached
+    assert all(torch.equal(value, cached_weights[name]) for name, value in pretrained.state_dict().items())
+    model = TransferModel(pretrained, 5, preprocess=ImageNetInput(WEIGHTS.transforms()))
+    assert entries_not_from(pretrained, model) == ["classifier.3.weight", "classifier.3.bias"]
+    assert torch.equal(model.network.classifier[0].weight, cached_weights["classifier.0.weight"])  # 576 -> 1024 kept
+    assert model.eval()(torch.rand(2, 1, 8, 8)).shape == (2, 5)  # grey 8x8 digits in, 5 scores out
 
 
-def test_imagenet_backbone_without_pretraining_needs_no_file(hub_cache, monkeypatch):
-    def no_fetch(weights):
-        raise AssertionError("looked for weights")
-
-    monkeypatch.setattr(transfer, "fetch_weights", no_fetch)
-    set_seed(0)
-    backbone = imagenet_backbone(IMAGENET_ARCH, WEIGHTS, pretrained=False)
-    reference = mobilenet_state(seed=0)  # the same seed, the same random initialisation
-    assert all(torch.equal(value, reference[key]) for key, value in backbone[1].state_dict().items())
-    assert not hub_cache.exists()
+def test_without_the_file_and_offline_the_problem_names_the_file_and_the_folder(hub_cache):
+    assert imagenet_weights_problem(WEIGHTS) == (
+        f"{WEIGHTS} is not in the torch.hub cache ({hub_cache}) and cannot be downloaded (the network is "
+        "switched off (COURSE_OFFLINE=1)); to use it offline, put mobilenet_v3_small-047dcff4.pth from "
+        f"{WEIGHTS.url} in that folder")
 
 
-def test_a_cached_file_that_would_run_code_is_refused_before_the_model_loads_it(hub_cache, tmp_path):
+def test_a_cached_file_that_would_run_code_is_refused_before_any_constructor_sees_it(hub_cache, tmp_path):
     marker = tmp_path / "payload-ran"
     write_unsafe_weights(cached_weights_path(WEIGHTS), marker)
-    with pytest.raises(WeightsUnavailableError, match="in the cache cannot be used"):
-        imagenet_backbone(IMAGENET_ARCH, WEIGHTS)
-    assert not marker.exists()  # torchvision's constructor (weights_only=False) never saw the file
-    backbone, description = load_pretrained_backbone("auto", tmp_path / "pre", CPU, hidden_units=4,
-                                                     source_epochs=1)
+    problem = imagenet_weights_problem(WEIGHTS)
+    assert "in the cache cannot be used (UnpicklingError" in problem and "delete " in problem
     assert not marker.exists()
-    assert description.startswith("self-pretrained TinyVGG (source task: digits 0-4)\n")
-    assert "ImageNet weights are not available: " in description and "UnpicklingError" in description
 
 
-def test_auto_uses_the_cached_imagenet_weights(cached_weights, tmp_path):
-    backbone, description = load_pretrained_backbone("auto", tmp_path / "pre", CPU)
-    first_line, second_line = description.splitlines()
-    assert first_line == f"ImageNet-pretrained mobilenet_v3_small ({WEIGHTS})"
-    assert second_line.startswith(f"Loaded torchvision's {WEIGHTS} from ")
-    assert second_line.endswith("hub/checkpoints.")
-    assert torch.equal(backbone[1].features[0][0].weight, cached_weights["features.0.0.weight"])
-    assert not (tmp_path / "pre").exists()  # nothing pretrained
-
-
-def test_falls_back_to_a_self_pretrained_backbone_naming_the_cache_folder(hub_cache, tmp_path):
-    backbone, description = load_pretrained_backbone("auto", tmp_path / "pre", CPU, hidden_units=4,
-                                                     seed=0, source_epochs=1)
-    first_line, *explanation = description.splitlines()
-    assert first_line == "self-pretrained TinyVGG (source task: digits 0-4)"
-    assert explanation[0] == (
-        f"ImageNet weights are not available: {WEIGHTS} is not in the torch.hub cache ({hub_cache}) and cannot "
-        "be downloaded (the network is switched off (COURSE_OFFLINE=1)); to use it offline, put "
-        f"mobilenet_v3_small-047dcff4.pth from {WEIGHTS.url} in that folder.")
-    assert "trained now on 721 images for 1 epoch in" in explanation[1]
-    assert backbone(torch.rand(2, 1, 8, 8)).shape == (2, 4, 2, 2)
-    assert len(list((tmp_path / "pre").glob("tinyvgg_digits0-4_*.pt"))) == 1
-
-
-def test_weights_self_does_not_look_for_imagenet_weights(hub_cache, tmp_path, monkeypatch):
-    def no_fetch(weights):
-        raise AssertionError("looked for ImageNet weights")
-
-    monkeypatch.setattr(transfer, "fetch_weights", no_fetch)
-    _, description = load_pretrained_backbone("self", tmp_path, CPU, hidden_units=4, source_epochs=1)
-    assert description.startswith("self-pretrained TinyVGG")
-    assert "WEIGHTS = 'self'" in description
-
-
-def test_a_saved_self_pretrained_backbone_is_reused_with_the_same_config(tmp_path, monkeypatch):
-    first, _ = load_pretrained_backbone("self", tmp_path, CPU, hidden_units=4, seed=3, source_epochs=1)
+def test_pretrain_source_model_trains_saves_and_then_reuses_the_whole_model(tmp_path, monkeypatch):
+    first, description = pretrain_source_model(tmp_path, CPU, hidden_units=4, seed=3, epochs=1)
+    assert description.startswith("trained now on 721 images for 1 epoch in ")
+    assert isinstance(first, TinyVGG) and first.classifier[-1].out_features == 5  # digits 0-4
+    saved = torch.load(next(tmp_path.glob("tinyvgg_digits0-4_*.pt")), weights_only=True)
+    assert set(saved["model"]) == set(first.state_dict())  # the classifier too, not only the features
 
     def no_training(*args, **kwargs):
         raise AssertionError("trained again")
 
     monkeypatch.setattr(transfer, "fit", no_training)
-    again, description = load_pretrained_backbone("self", tmp_path, CPU, hidden_units=4, seed=3, source_epochs=1)
-    assert "loaded from tinyvgg_digits0-4_" in description and "earlier run" in description
+    again, description = pretrain_source_model(tmp_path, CPU, hidden_units=4, seed=3, epochs=1)
+    assert description.startswith("loaded from tinyvgg_digits0-4_") and "earlier run" in description
     assert all_equal(copies(first), again)
     with pytest.raises(AssertionError, match="trained again"):  # another configuration: another file
-        load_pretrained_backbone("self", tmp_path, CPU, hidden_units=4, seed=4, source_epochs=1)
+        pretrain_source_model(tmp_path, CPU, hidden_units=4, seed=4, epochs=1)
 
 
-def test_a_damaged_saved_backbone_is_trained_again(tmp_path):
-    load_pretrained_backbone("self", tmp_path, CPU, hidden_units=4, source_epochs=1)
+def test_a_damaged_saved_model_is_trained_again(tmp_path):
+    pretrain_source_model(tmp_path, CPU, hidden_units=4, epochs=1)
     saved = next(tmp_path.glob("tinyvgg_*.pt"))
     saved.write_bytes(b"not a torch file")
-    _, description = load_pretrained_backbone("self", tmp_path, CPU, hidden_units=4, source_epochs=1)
+    _, description = pretrain_source_model(tmp_path, CPU, hidden_units=4, epochs=1)
     assert "trained now" in description
     assert torch.load(saved, weights_only=True)["config"]["hidden_units"] == 4
