@@ -51,8 +51,7 @@ def test_default_run_gives_the_committed_numbers_and_backs_the_claims(tmp_path):
     # "Training from scratch ends highest": transfer from the self-pretrained model does not pay.
     assert scratch - max(extraction, fine_tuning, one_rate) > 0.01
     text = printed(tmp_path)
-    assert text.count("No ImageNet weights: ") == 1  # one explanation, naming the file to put in the cache
-    assert "put mobilenet_v3_small-047dcff4.pth from https://download.pytorch.org" in text
+    assert text.count("Not using ImageNet weights: WEIGHTS = 'self' asks for the TinyVGG.") == 1  # the default
     assert "trained now on 721 images" in text and "trainable parameters: 325 of 7,445" in text
     assert len(list((tmp_path / "data" / "pretrained").glob("tinyvgg_digits0-4_*.pt"))) == 1
     assert (tmp_path / "runs" / "transfer_comparison.png").stat().st_size > 1000
@@ -71,11 +70,19 @@ def test_imagenet_branch_builds_mobilenet_from_the_cache_and_follows_the_recipe(
     assert records["new_last_layer"] == "Linear(in_features=1024, out_features=5, bias=True)"
     assert 10 <= records["head_lr"] / records["backbone_lr"] <= 100
     text = printed(tmp_path)
-    assert "mobilenet_v3_small-047dcff4.pth is cached: True" in text and "No ImageNet weights" not in text
+    assert "mobilenet_v3_small-047dcff4.pth is cached: True" in text and "Not using ImageNet weights" not in text
     assert "trainable parameters: 5,125 of 1,522,981" in text  # feature extraction: only 1024 x 5 + 5 train
     assert "feature extraction changed the backbone: False" in text  # BatchNorm statistics included
     assert not (tmp_path / "data").exists()  # nothing was pretrained by the series
     assert records["epochs"] == 2 and records["seeds"] == 1
+
+
+def test_auto_without_the_file_or_a_network_explains_and_uses_the_self_pretrained_model(tmp_path):
+    records = execute(NAME, tmp_path, WEIGHTS="auto", SMOKE=True, SEEDS=1, EPOCHS=2)  # empty TORCH_HOME, offline
+    assert records["backbone_source"] == "self-pretrained TinyVGG (source task: digits 0-4)"
+    text = printed(tmp_path)
+    assert text.count("Not using ImageNet weights: ") == 1  # one explanation, naming the file to put in the cache
+    assert "put mobilenet_v3_small-047dcff4.pth from https://download.pytorch.org" in text
 
 
 @pytest.mark.parametrize(("name", "value"), [("WEIGHTS", "imagenet"), ("LABELLED_PER_CLASS", 88), ("SEEDS", 0)])
