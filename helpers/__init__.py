@@ -22,7 +22,7 @@ vision         image data sets: by name as tensors, and class folders on disk (0
 shapes         the generated shapes image folders (07, 08)
 downloads      the only code that may use the network: online data sets, weights (07, 09)
 compare        training and timing several models side by side (07)
-transfer       pretrained backbones, new heads, freezing (09)
+transfer       pretrained models, a new last layer, freezing (09)
 train          the command-line training script (10)
 distributed    torchrun + DistributedDataParallel (10)
 series         running the notebooks with papermill (``make run``)
