@@ -2,40 +2,36 @@
 
 Every file is read with ``torch.load(..., weights_only=True)``: only tensors
 and plain Python values are accepted, so a file cannot run code while it is
-loaded. Every file is written atomically: to a temporary file in the same
-folder, flushed to disk, then renamed over the old one, so a save that fails
-part-way leaves the previous file as it was.
+loaded. Every file is written atomically by :mod:`helpers.atomic`, so a save that
+fails part-way leaves the previous file as it was (a :class:`~helpers.atomic.SaveError`).
 
 A checkpoint is a dict of plain values and state dicts: ``model``,
 ``optimizer``, ``epoch``, ``config``, ``history`` and ``rng`` (the random
 number generators' states, including the training loader's shuffling
 generator and the CUDA device's), enough to resume training to the identical
-result. ``save_json`` writes JSON files (``history.json``) just as atomically.
+result. ``atomic_save`` and ``save_json`` are :mod:`helpers.atomic`'s, importable from here
+as 06_save_load and 10_going_further's solutions import them.
 """
 
 from __future__ import annotations
 
-import collections
 import copy
-import json
-import os
 import pickle
 import random
-import tempfile
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from helpers.engine import EpochHook
+from helpers.atomic import SaveError, atomic_save, save_json
 
 __all__ = [
     "CHECKPOINT_KEYS", "CheckpointError", "CheckpointMismatchError", "CheckpointNotFoundError",
-    "CorruptCheckpointError", "UnsafeCheckpointError", "atomic_save", "checkpoint_hook",
+    "CorruptCheckpointError", "SaveError", "UnsafeCheckpointError", "atomic_save", "checkpoint_hook",
     "get_rng_state", "load_checkpoint", "load_weights", "restore_checkpoint", "safe_load",
     "save_checkpoint", "save_json", "save_weights", "set_rng_state",
 ]
@@ -44,15 +40,12 @@ CHECKPOINT_KEYS = ("model", "optimizer", "epoch", "config", "history", "rng")
 MapLocation = str | torch.device | None
 Device = str | torch.device | None
 
-# What torch.load(weights_only=True) reads back. Exact types: a NumPy float64 is a float subclass, and
-# pickles as a NumPy object that the loader refuses.
-_PLAIN_TYPES = (type(None), bool, int, float, complex, str, bytes, torch.dtype, torch.device, torch.Size,
-                torch.Tensor, nn.Parameter)
-_CONTAINER_TYPES = (dict, collections.OrderedDict, list, tuple, set)
-
 
 class CheckpointError(Exception):
-    """A weights or checkpoint file cannot be saved or used; the message says why and what to do."""
+    """A weights or checkpoint file cannot be read or used; the message says why and what to do.
+
+    A save that fails raises :class:`~helpers.atomic.SaveError` instead.
+    """
 
 
 class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
@@ -75,93 +68,6 @@ def _unwrap(model: nn.Module) -> nn.Module:
     """The plain module inside a ``torch.compile`` or ``DistributedDataParallel`` wrapper."""
     model = getattr(model, "_orig_mod", model)
     return getattr(model, "module", model)
-
-
-def _write_atomically(path: str | Path, write: Callable[[IO[bytes]], None], can_hold: str) -> Path:
-    """Call ``write`` on a temporary file next to ``path``, flush it to disk, then rename it to ``path``.
-
-    If anything fails before the rename, the temporary file is removed and an
-    existing ``path`` is untouched (``os.replace`` swaps the file in one step).
-    """
-    path = Path(path)
-    temporary: Path | None = None
-    try:
-        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp",
-                                         delete=False) as file:
-            temporary = Path(file.name)
-            write(file)
-            file.flush()
-            os.fsync(file.fileno())  # the bytes are on disk before the rename makes them official
-        os.replace(temporary, path)
-        temporary = None
-    except OSError as error:
-        raise CheckpointError(
-            f"could not save {path} ({error.strerror or error}); any earlier file there is unchanged: "
-            "check that the folder exists, is writable and has free space (RUNS_DIR)"
-        ) from error
-    except Exception as error:  # the value itself cannot be written (pickle or json refused part of it)
-        raise CheckpointError(
-            f"could not save {path} ({type(error).__name__}: {str(error)[:120]}); any earlier file there "
-            f"is unchanged: save only {can_hold}"
-        ) from error
-    finally:
-        if temporary is not None:
-            temporary.unlink(missing_ok=True)
-    return path
-
-
-def _parts(value: Any, where: str = "", seen: set[int] | None = None) -> Iterator[tuple[str, Any]]:
-    """``(key path, value)`` for ``value``, every dict key and everything inside its lists, tuples and dicts."""
-    seen = set() if seen is None else seen
-    yield where, value
-    if type(value) in _CONTAINER_TYPES and id(value) not in seen:  # a list that holds itself is walked once
-        seen.add(id(value))
-        items = value.items() if isinstance(value, dict) else enumerate(value)
-        for key, item in items:
-            inner = f"{where}[{key!r}]" if where else (key if isinstance(key, str) else f"[{key!r}]")
-            if isinstance(value, dict):
-                yield f"a key in {where or 'the dict'}", key
-            yield from _parts(item, inner, seen)
-
-
-def _check_plain(obj: Any, path: Path) -> None:
-    """Refuse, before anything is written, a value that ``torch.load(weights_only=True)`` would refuse."""
-    try:
-        parts = list(_parts(obj))
-    except RecursionError:  # pickle would fail on it too
-        raise CheckpointError(f"cannot save {path.name}: its lists or dicts are nested too deeply") from None
-    for where, value in parts:
-        kind = type(value)
-        if kind not in _PLAIN_TYPES + _CONTAINER_TYPES:
-            name = kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
-            raise CheckpointError(
-                f"cannot save {where or 'the object'} in {path.name}: a {name}, which "
-                "torch.load(weights_only=True) would refuse to read back; store a plain value instead "
-                "(str(path); float(x) or int(x) for a NumPy number; x.tolist() for an array; a name, not a function)"
-            )
-
-
-def atomic_save(obj: Any, path: str | Path) -> Path:
-    """``torch.save`` to a temporary file next to ``path``, flush it to disk, then rename it to ``path``.
-
-    ``obj`` may hold only what :func:`safe_load` reads back: tensors, ``None``,
-    numbers, strings, and lists, tuples and dicts of those (state dicts are such
-    dicts). Anything else is refused before a byte is written. Every failure is
-    a :class:`CheckpointError`, and an existing ``path`` is then untouched.
-    """
-    path = Path(path)
-    _check_plain(obj, path)
-    return _write_atomically(path, lambda file: torch.save(obj, file), "tensors and plain Python values")
-
-
-def save_json(obj: Any, path: str | Path) -> Path:
-    """Write ``obj`` as indented JSON atomically, like :func:`atomic_save`.
-
-    For example ``save_json({"config": config, "history": history}, run_dir / "history.json")``.
-    A value json cannot encode raises :class:`CheckpointError`; an earlier file is then untouched.
-    """
-    return _write_atomically(path, lambda file: file.write((json.dumps(obj, indent=2) + "\n").encode()),
-                             "numbers, strings, booleans, None, and lists and dicts of those")
 
 
 class _SavedOnMissingDevice(Exception):
@@ -387,7 +293,7 @@ def checkpoint_hook(
     path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer, config: dict[str, Any],
     history: list[dict[str, float]] | None = None, generator: torch.Generator | None = None,
     device: Device = None,
-) -> EpochHook:
+) -> Callable[[int, dict[str, float]], None]:
     """An ``on_epoch_end`` hook for ``fit`` that saves a checkpoint after every epoch.
 
     ``history`` holds the epochs before this ``fit`` call (when resuming); the

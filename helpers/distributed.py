@@ -26,7 +26,8 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
-from helpers.checkpoint import save_json, save_weights
+from helpers.atomic import save_json
+from helpers.checkpoint import save_weights
 from helpers.data import DATASETS, TensorPairDataset, load_data
 from helpers.device import get_device, set_seed
 from helpers.engine import evaluate, format_epoch, train_one_epoch

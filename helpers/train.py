@@ -18,7 +18,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from helpers.checkpoint import save_json, save_weights
+from helpers.atomic import save_json
+from helpers.checkpoint import save_weights
 from helpers.data import DATASETS, TensorPairDataset, load_data, make_loaders
 from helpers.device import get_device, set_seed
 from helpers.engine import fit

@@ -30,7 +30,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from helpers.checkpoint import CheckpointError, atomic_save, safe_load
+from helpers.atomic import atomic_save
+from helpers.checkpoint import CheckpointError, safe_load
 from helpers.data import TensorPairDataset, load_digits, make_loaders, select_digits, split_tensors
 from helpers.device import set_seed
 from helpers.downloads import WeightsUnavailableError, fetch_weights

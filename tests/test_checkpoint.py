@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import builtins
-import json
 import os
 import pickle
 import random
@@ -20,8 +19,8 @@ from helpers.checkpoint import (
     CheckpointMismatchError,
     CheckpointNotFoundError,
     CorruptCheckpointError,
+    SaveError,
     UnsafeCheckpointError,
-    atomic_save,
     checkpoint_hook,
     get_rng_state,
     load_checkpoint,
@@ -29,7 +28,6 @@ from helpers.checkpoint import (
     restore_checkpoint,
     safe_load,
     save_checkpoint,
-    save_json,
     save_weights,
     set_rng_state,
 )
@@ -263,13 +261,8 @@ def earlier(tmp_path):
 
 def test_save_failing_part_way_keeps_the_earlier_checkpoint_and_no_temp_file(earlier, monkeypatch):
     model, optimizer, folder = earlier
-
-    def broken_save(obj, file, *args, **kwargs):
-        file.write(b"PK\x03\x04 half a file")
-        raise RuntimeError("disk full")
-
-    monkeypatch.setattr(torch, "save", broken_save)
-    with pytest.raises(CheckpointError, match=r"could not save .*last\.pt \(RuntimeError: disk full\); any earlier"):
+    monkeypatch.setattr(os, "fsync", lambda fd: (_ for _ in ()).throw(OSError(28, "No space left on device")))
+    with pytest.raises(SaveError, match=r"could not save .*last\.pt \(No space left on device\); any earlier"):
         save_checkpoint(folder / "last.pt", model, optimizer, 2, CONFIG, [])
     assert os.listdir(folder) == ["last.pt"]
     assert load_checkpoint(folder / "last.pt")["epoch"] == 1
@@ -285,47 +278,18 @@ def test_save_failing_part_way_keeps_the_earlier_checkpoint_and_no_temp_file(ear
 ])
 def test_config_that_weights_only_could_not_read_back_is_refused_when_saving(earlier, config, message):
     model, optimizer, folder = earlier
-    with pytest.raises(CheckpointError, match=rf"cannot save {message}"):
+    with pytest.raises(SaveError, match=rf"cannot save {message}"):
         save_checkpoint(folder / "last.pt", model, optimizer, 2, config, [])
     assert os.listdir(folder) == ["last.pt"]
     assert load_checkpoint(folder / "last.pt")["epoch"] == 1
 
 
-def test_values_checked_before_saving_include_dict_keys_and_a_dict_that_holds_itself(tmp_path):
-    with pytest.raises(CheckpointError, match=r"cannot save a key in config\['sizes'\] in c\.pt: a numpy\.int64"):
-        atomic_save({"config": {"sizes": {np.int64(1): 2}}}, tmp_path / "c.pt")
-    config = {"name": "loop"}
-    config["self"] = config  # pickle and weights_only both handle a cycle
-    atomic_save({"config": config}, tmp_path / "c.pt")
-    assert safe_load(tmp_path / "c.pt")["config"]["self"]["self"]["name"] == "loop"
-
-
 def test_numpy_learning_rate_is_named_by_its_place_in_the_optimizer(earlier):
     model, _, folder = earlier
     optimizer = torch.optim.SGD(model.parameters(), lr=np.float64(0.1))  # as np.logspace gives it
-    with pytest.raises(CheckpointError, match=r"cannot save optimizer\['param_groups'\]\[0\]\['lr'\] in"):
+    with pytest.raises(SaveError, match=r"cannot save optimizer\['param_groups'\]\[0\]\['lr'\] in"):
         save_checkpoint(folder / "last.pt", model, optimizer, 2, CONFIG, [])
     assert load_checkpoint(folder / "last.pt")["epoch"] == 1
-
-
-def test_save_json_writes_json_atomically(tmp_path):
-    record = {"config": {"epochs": 2, "device": "cpu"}, "history": [{"epoch": 1, "test_acc": 0.5}]}
-    assert save_json(record, tmp_path / "history.json") == tmp_path / "history.json"
-    assert json.loads((tmp_path / "history.json").read_text()) == record
-    with pytest.raises(CheckpointError, match=r"could not save .*history\.json \(TypeError: Object of type set.*"
-                                              r"any earlier file there is unchanged: save only numbers, strings"):
-        save_json({"history": {1, 2}}, tmp_path / "history.json")
-    assert os.listdir(tmp_path) == ["history.json"]
-    assert json.loads((tmp_path / "history.json").read_text()) == record
-
-
-def test_save_json_failing_part_way_keeps_the_earlier_file(tmp_path, monkeypatch):
-    save_json({"epoch": 1}, tmp_path / "history.json")
-    monkeypatch.setattr(os, "fsync", lambda fd: (_ for _ in ()).throw(OSError(5, "Input/output error")))
-    with pytest.raises(CheckpointError, match=r"could not save .*history\.json \(Input/output error\)"):
-        save_json({"epoch": 2}, tmp_path / "history.json")
-    assert os.listdir(tmp_path) == ["history.json"]
-    assert json.loads((tmp_path / "history.json").read_text()) == {"epoch": 1}
 
 
 def test_failing_rename_keeps_the_earlier_checkpoint_and_no_temp_file(earlier, monkeypatch):
@@ -335,7 +299,7 @@ def test_failing_rename_keeps_the_earlier_checkpoint_and_no_temp_file(earlier, m
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "replace", broken_replace)
-    with pytest.raises(CheckpointError, match=r"could not save .*last\.pt.*earlier file there is unchanged"):
+    with pytest.raises(SaveError, match=r"could not save .*last\.pt.*earlier file there is unchanged"):
         save_checkpoint(folder / "last.pt", model, optimizer, 2, CONFIG, [])
     assert os.listdir(folder) == ["last.pt"]
     assert load_checkpoint(folder / "last.pt")["epoch"] == 1
@@ -343,7 +307,7 @@ def test_failing_rename_keeps_the_earlier_checkpoint_and_no_temp_file(earlier, m
 
 def test_save_into_a_folder_that_cannot_exist_says_so(tmp_path):
     (tmp_path / "a_file").write_text("not a folder")
-    with pytest.raises(CheckpointError, match=r"could not save .*a_file/w\.pt.*writable"):
+    with pytest.raises(SaveError, match=r"could not save .*a_file/w\.pt.*writable"):
         save_weights(nn.Linear(1, 1), tmp_path / "a_file" / "w.pt")
 
 
