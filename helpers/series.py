@@ -8,13 +8,17 @@
 from __future__ import annotations
 
 import argparse
+import ast
 import contextlib
 import json
 import os
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -26,9 +30,13 @@ from helpers.records import read_records
 from helpers.tables import format_table
 
 __all__ = [
-    "NotebookResult", "format_summary", "list_notebooks", "main", "refresh_notebook", "run_notebook",
-    "run_series",
+    "SPREAD_OFFSETS", "NotebookResult", "default_parameters", "format_summary", "list_notebooks", "main",
+    "measure_spread", "refresh_notebook", "run_notebook", "run_series",
 ]
+
+# `make notebooks` reruns each notebook with SEED + each of these to measure how much its numbers move
+# with the seed; the tests compare a rerun on any machine (SEED + 1000) with that spread.
+SPREAD_OFFSETS = (100, 200, 300, 400, 500)
 
 
 @dataclass
@@ -181,11 +189,73 @@ def run_series(
     return results
 
 
-def refresh_notebook(notebook: Path, timeout: int = 900) -> float:
+def default_parameters(notebook: Path) -> dict[str, Any]:
+    """The literal values of ``notebook``'s ``parameters`` cell ({} when it has none)."""
+    for cell in json.loads(notebook.read_text(encoding="utf-8"))["cells"]:
+        if cell["cell_type"] == "code" and "parameters" in cell.get("metadata", {}).get("tags", []):
+            tree = ast.parse("".join(cell["source"]))
+            return {target.id: ast.literal_eval(node.value) for node in tree.body if isinstance(node, ast.Assign)
+                    for target in node.targets if isinstance(target, ast.Name)}
+    return {}
+
+
+def _run_with_seed(notebook: Path, seed: int, folder: Path, timeout: int) -> dict[str, Any]:
+    """Execute ``notebook`` with ``SEED = seed`` (artifacts and data in ``folder``) and return its records."""
+    folder.mkdir(parents=True, exist_ok=True)
+    output = folder / notebook.name
+    command = [sys.executable, "-m", "papermill", str(notebook), str(output), "--cwd", str(notebook.parent),
+               "-k", "python3", "--no-progress-bar", "--execution-timeout", str(timeout),
+               "-p", "SEED", str(seed), "-p", "RUNS_DIR", str(folder / "runs")]
+    if "DATA_DIR" in default_parameters(notebook):
+        command += ["-p", "DATA_DIR", str(folder / "data")]
+    finished = subprocess.run(command, capture_output=True, text=True, check=False)
+    if finished.returncode != 0:
+        tail = "\n".join(finished.stderr.strip().splitlines()[-5:])
+        raise RuntimeError(f"{notebook.name} with SEED = {seed} failed:\n{tail}")
+    return read_records(output)
+
+
+def measure_spread(notebook: Path, offsets: tuple[int, ...] = SPREAD_OFFSETS, workers: int = 2,
+                   timeout: int = 900) -> dict[str, Any]:
+    """Run ``notebook`` at its defaults with ``SEED`` + each offset; return the seeds and each number's values.
+
+    ``{"seeds": [142, 242, ...], "values": {"test_acc": [0.96, 0.97, ...], ...}}``: every int or float that
+    all the runs recorded, in the order of the seeds. ``workers`` runs go side by side, one thread each.
+    """
+    seed = default_parameters(notebook).get("SEED")
+    if not isinstance(seed, int):
+        raise ValueError(f"{notebook.name} has no whole-number SEED parameter to vary")
+    seeds = [seed + offset for offset in offsets]
+    with tempfile.TemporaryDirectory(prefix="spread-") as tmp, _unwatched_kernels(), _one_thread_kernels(), \
+            ThreadPoolExecutor(max_workers=workers) as pool:
+        runs = list(pool.map(lambda s: _run_with_seed(notebook, s, Path(tmp) / f"seed{s}", timeout), seeds))
+    numeric = [{k: v for k, v in r.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+               for r in runs]
+    shared = sorted(set.intersection(*(set(r) for r in numeric)))
+    return {"seeds": seeds, "values": {key: [r[key] for r in numeric] for key in shared}}
+
+
+@contextlib.contextmanager
+def _one_thread_kernels() -> Iterator[None]:
+    """Kernels started meanwhile use one thread, so side-by-side runs do not fight over the cores."""
+    previous = os.environ.get("OMP_NUM_THREADS")
+    os.environ["OMP_NUM_THREADS"] = "1"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        else:
+            os.environ["OMP_NUM_THREADS"] = previous
+
+
+def refresh_notebook(notebook: Path, timeout: int = 900, spread: bool = False) -> float:
     """Re-execute ``notebook`` in place with default parameters (``make notebooks``); return seconds.
 
-    Execution counts are kept (nbval needs them) and no timing metadata is added,
-    so a re-run changes only what the code prints.
+    Execution counts are kept (nbval needs them) and no timing metadata is added, so a re-run changes
+    only what the code prints. With ``spread``, the notebook is also run with other seeds
+    (``measure_spread``) and the values are kept in its metadata (``course.spread``); without, the
+    spread already there is kept.
     """
     import nbclient
     import nbformat
@@ -200,8 +270,11 @@ def refresh_notebook(notebook: Path, timeout: int = 900) -> float:
     nb.metadata.pop("widgets", None)
     import torch
 
-    # which CPU kernels PyTorch used: the tests expect the committed numbers exactly on CPUs of this kind
-    nb.metadata["course"] = {"cpu_capability": torch.backends.cpu.get_cpu_capability()}
+    course = dict(nb.metadata.get("course", {}))
+    course["cpu_capability"] = torch.backends.cpu.get_cpu_capability()  # which CPU kernels made these outputs
+    if spread:
+        course["spread"] = measure_spread(notebook, timeout=timeout)
+    nb.metadata["course"] = course
     nbformat.write(nb, notebook)
     return time.perf_counter() - started
 
@@ -226,13 +299,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="a parameter for every notebook, as in papermill")
     parser.add_argument("--refresh", action="store_true",
                         help="re-execute the notebooks and their solutions in place instead (make notebooks)")
+    parser.add_argument("--no-spread", action="store_true",
+                        help="with --refresh: skip the reruns with other seeds (keep the spread already recorded)")
     args = parser.parse_args(argv)
     if args.refresh:  # the numbered notebooks, then their worked solutions (notebooks/solutions)
         solutions = sorted((args.notebooks / "solutions").glob("[0-9][0-9]_*.ipynb"))
         if args.only:
             solutions = [nb for nb in solutions if any(nb.name.startswith(p) for p in args.only)]
-        for notebook in [*list_notebooks(args.notebooks, args.only), *solutions]:
-            print(f"{display_path(notebook)}: {refresh_notebook(notebook):.1f} s", flush=True)
+        numbered = list_notebooks(args.notebooks, args.only)
+        for notebook in [*numbered, *solutions]:
+            seconds = refresh_notebook(notebook, spread=notebook in numbered and not args.no_spread)
+            print(f"{display_path(notebook)}: {seconds:.1f} s", flush=True)
         return 0
     out_dir = args.out or PROJECT_ROOT / "runs" / datetime.now().strftime("%Y%m%d-%H%M%S")
     parameters = {name: parse_value(value) for name, value in args.p}
