@@ -99,8 +99,10 @@ def one_cpu_thread() -> None:
     Several threads split a sum into parts and add the parts in an order that depends on how
     many threads there are; floating-point addition is not associative, so the last digits, and
     after many training steps the results, would change with the machine's number of cores. On one
-    thread, a CPU run gives the same numbers every time. The small models of this course lose
-    little speed by it. GPU work is not affected.
+    thread, a rerun on the same machine with the same library versions gives the same numbers.
+    Another CPU can still differ: the libraries pick their kernels by CPU vendor, instruction set
+    and cache sizes. The small models of this course lose little speed by it. GPU work is not
+    affected.
     """
     from threadpoolctl import threadpool_limits  # installed with scikit-learn
 
