@@ -120,3 +120,46 @@ def test_outputs_have_no_progress_bar_fragments(nb):
     for cell in code_cells(nb):
         for output in cell.get("outputs", []):
             assert "\r" not in "".join(output.get("text", "")), "".join(output.get("text", ""))[:200]
+
+
+SOLUTIONS = sorted((Path(__file__).resolve().parent.parent / "notebooks" / "solutions").glob("[0-9][0-9]_*.ipynb"))
+TRAINS = re.compile(r"\b(fit|train_step|train_one_epoch|train_models|compare_models|train_and_evaluate|execute)\(")
+# A trained loss or accuracy as printed: three or more decimals, or a percentage with decimals (not a
+# number glued to a name, as in a run name "lr0.003").
+TRAINED_NUMBER = re.compile(r"(?<![A-Za-z_])\d+\.\d{3,}|(?<![A-Za-z_])\d+\.\d+ ?%")
+EXACT = "# exact by construction"  # a checked cell after training whose decimals do not come from training
+
+
+def checked_outputs_after_training(nb: dict) -> list[str]:
+    """The output text of ``# NBVAL_CHECK_OUTPUT`` cells that come after the first cell that trains and
+    print something that looks like a trained number."""
+    found, trained = [], False
+    for cell in code_cells(nb):
+        text = source(cell)
+        if trained and text.lstrip().startswith("# NBVAL_CHECK_OUTPUT") and EXACT not in text:
+            shown = "".join("".join(o.get("text", "")) + "".join(o.get("data", {}).get("text/plain", ""))
+                            for o in cell.get("outputs", []))
+            if TRAINED_NUMBER.search(shown):
+                found.append(text.splitlines()[1] if len(text.splitlines()) > 1 else text)
+        trained = trained or bool(TRAINS.search(text))
+    return found
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS + SOLUTIONS, ids=lambda p: p.stem)
+def test_nbval_never_compares_a_trained_number(path):
+    """Another CPU, or a GPU, trains to other last digits: nbval may compare only outputs that are the same on
+    every machine, so no checked cell after training may print a trained-looking number."""
+    assert checked_outputs_after_training(load(path)) == [], (
+        "remove # NBVAL_CHECK_OUTPUT from these cells, or, if their numbers do not come from training "
+        f"(hand-made labels, a message), add the comment {EXACT!r} to the cell")
+
+
+def test_the_trained_number_check_catches_a_printed_accuracy():
+    def cell(src, text):
+        return {"cell_type": "code", "source": src, "outputs": [{"output_type": "stream", "text": text}]}
+    nb = {"cells": [cell("print(shape)", "0.1234"), cell("history = fit(model)", ""),
+                    cell("# NBVAL_CHECK_OUTPUT\nprint(acc)", "accuracy 96.94%"),
+                    cell("# NBVAL_CHECK_OUTPUT\nprint(n)", "359 test images"),
+                    cell("# NBVAL_CHECK_OUTPUT\nprint(name)", "tinyvgg-lr0.003-seed42"),
+                    cell(f"# NBVAL_CHECK_OUTPUT\n{EXACT}: toy labels\nprint(toy)", "accuracy 0.800")]}
+    assert checked_outputs_after_training(nb) == ["print(acc)"]
