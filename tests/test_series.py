@@ -4,7 +4,16 @@ import nbclient
 import nbformat
 import pytest
 
-from helpers.series import NotebookResult, format_summary, list_notebooks, main, refresh_notebook
+from helpers.series import (
+    SPREAD_OFFSETS,
+    NotebookResult,
+    default_parameters,
+    format_summary,
+    list_notebooks,
+    main,
+    measure_spread,
+    refresh_notebook,
+)
 
 
 def write_notebook(path, body):
@@ -102,3 +111,44 @@ def test_refresh_stops_at_a_failing_cell_and_leaves_the_file_untouched(tmp_path)
     with pytest.raises(nbclient.exceptions.CellExecutionError, match="broken on purpose"):
         refresh_notebook(notebook, timeout=60)
     assert notebook.read_bytes() == before  # the stale outputs stay; nothing half-written
+
+
+def seeded_notebook(path, body):
+    """A notebook with a SEED parameter (and a DATA_DIR one) whose code cell is ``body``."""
+    nb = nbformat.v4.new_notebook()
+    parameters = nbformat.v4.new_code_cell(
+        'SEED = 7  # seed\nRUNS_DIR = ""  # artifacts\nDATA_DIR = ""  # data\nSMOKE = False  # tiny run')
+    parameters.metadata["tags"] = ["parameters"]
+    nb.cells = [parameters, nbformat.v4.new_code_cell(body)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+
+
+def test_default_parameters_reads_the_literals_of_the_parameters_cell(tmp_path):
+    seeded_notebook(tmp_path / "00_x.ipynb", "SEED = 1")
+    assert default_parameters(tmp_path / "00_x.ipynb") == {"SEED": 7, "RUNS_DIR": "", "DATA_DIR": "", "SMOKE": False}
+
+
+@pytest.mark.notebook
+def test_refresh_with_spread_keeps_every_seed_runs_numbers_in_the_metadata(tmp_path):
+    notebook = tmp_path / "nb" / "00_spread.ipynb"
+    notebook.parent.mkdir()
+    body = ("from pathlib import Path\nfrom helpers.records import record\n"
+            "Path(DATA_DIR or '.').mkdir(exist_ok=True)\n"
+            "record(headline='acc', acc=SEED / 1000, epochs=3, name='x', smooth=True)")
+    seeded_notebook(notebook, body)
+    refresh_notebook(notebook, timeout=60, spread=True)
+    course = nbformat.read(notebook, as_version=4).metadata["course"]
+    seeds = [7 + offset for offset in SPREAD_OFFSETS]
+    # numbers only (no text, no booleans), one value per seed run, in the order of the seeds
+    assert course["spread"] == {"seeds": seeds, "values": {"acc": [s / 1000 for s in seeds], "epochs": [3] * 5}}
+    assert not (notebook.parent / "data").exists()  # the seed runs wrote their data to a temporary folder
+    # a refresh without the spread keeps the measured one
+    refresh_notebook(notebook, timeout=60)
+    assert nbformat.read(notebook, as_version=4).metadata["course"]["spread"] == course["spread"]
+
+
+def test_spread_needs_a_whole_number_seed(tmp_path):
+    write_notebook(tmp_path / "00_noseed.ipynb", "1")
+    with pytest.raises(ValueError, match="has no whole-number SEED parameter"):
+        measure_spread(tmp_path / "00_noseed.ipynb")
