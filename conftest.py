@@ -4,6 +4,10 @@ nbval: warnings on stderr differ between machines and library versions; only the
 stdout and results of cells marked ``# NBVAL_CHECK_OUTPUT`` are compared (a
 conftest in tests/ has no effect on notebook collection).
 
+Nothing written to the checkout: ``COURSE_RUNS_DIR`` and ``COURSE_DATA_DIR`` point the notebooks'
+default ``runs/`` and ``data/`` into the run's temporary folder, and a snapshot of the checkout's
+``runs/`` and ``data/`` taken at the start must be unchanged at the end, or the run fails.
+
 Hermetic run: the controller (the only process without xdist) makes one
 temporary folder for the run and points every per-user cache and config folder
 into it (``HERMETIC_DIRS``; ``TORCH_HOME`` stays empty, so no cached weights are
@@ -57,6 +61,32 @@ FONTS_CONF = '<?xml version="1.0"?>\n<fontconfig>\n  <cachedir>{cache}</cachedir
 
 _saved_environ: dict[str, str | None] = {}
 _refused: list[str] = []
+# Folders of the checkout that hold a learner's own runs and data: the suite must leave them as they were.
+LEARNER_FOLDERS = ("runs", "data")
+_checkout_before: dict[str, tuple[int, int]] = {}
+_checkout_changes: list[str] = []
+
+
+def checkout_snapshot(root: Path = ROOT) -> dict[str, tuple[int, int]]:
+    """Every file and folder under the checkout's ``runs/`` and ``data/``: relative path -> (size, mtime_ns)."""
+    found = {}
+    for name in LEARNER_FOLDERS:
+        top = root / name
+        if top.exists():
+            found[name] = (0, top.stat().st_mtime_ns)
+            for path in top.rglob("*"):
+                info = path.lstat()
+                found[str(path.relative_to(root))] = (info.st_size if path.is_file() else 0, info.st_mtime_ns)
+    return found
+
+
+def checkout_changes(before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]]) -> list[str]:
+    """What was added, removed or rewritten between two snapshots, one line each."""
+    lines = [f"added: {p}" for p in sorted(after.keys() - before.keys())]
+    lines += [f"removed: {p}" for p in sorted(before.keys() - after.keys())]
+    lines += [f"changed: {p}" for p in sorted(before.keys() & after.keys()) if before[p] != after[p]
+              and not (before[p][0] == after[p][0] == 0 and Path(ROOT / p).is_dir())]
+    return lines
 
 
 def netguard():
@@ -95,6 +125,9 @@ def _prepare_hermetic_run() -> None:
     log.touch()
     _set_environ(LOG_ENV, str(log))
     _set_environ(OFFLINE_ENV, "1")
+    # notebooks run with RUNS_DIR = "" and DATA_DIR = "" (nbval) write here, not to the checkout's runs/, data/
+    _set_environ("COURSE_RUNS_DIR", str(run_dir / "runs"))
+    _set_environ("COURSE_DATA_DIR", str(run_dir / "data"))
     _set_environ("COURSE_PROGRESS", "lines")  # kernels nobody watches: fit prints one line per epoch, no bar
     for name in PROXY_VARS:  # a proxy on loopback would carry traffic past the guard
         _set_environ(name, None)
@@ -117,11 +150,18 @@ def pytest_sessionfinish(session):
     if not _is_controller(session.config) or not os.environ.get(LOG_ENV):
         return
     _refused[:] = netguard().read_log(os.environ[LOG_ENV])
-    if _refused and session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
+    if (_refused or _checkout_changes) and session.exitstatus in (pytest.ExitCode.OK,
+                                                                  pytest.ExitCode.NO_TESTS_COLLECTED):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_terminal_summary(terminalreporter, config):
+    if _checkout_changes and _is_controller(config):
+        terminalreporter.section("the suite changed the checkout's runs/ or data/ (it must write only to "
+                                 "temporary folders)", sep="=", red=True, bold=True)
+        for line in _checkout_changes[:20]:
+            terminalreporter.write_line(line)
+        terminalreporter.write_line(f"{len(_checkout_changes)} change(s): the run fails.", red=True, bold=True)
     if _refused and _is_controller(config):
         terminalreporter.section("network access refused (the suite must run offline)", sep="=", red=True,
                                  bold=True)

@@ -5,6 +5,10 @@ Artifacts never go next to the notebooks: by default they go to ``runs/`` and
 from the project folder too, so it means the same folder whether the notebook runs
 in JupyterLab, under ``make run`` or papermill, whatever the kernel's working folder.
 
+The environment variables ``COURSE_RUNS_DIR`` and ``COURSE_DATA_DIR``, when set, replace
+``runs/`` and ``data/`` as the defaults (the test suite points them at a temporary folder, so
+it never touches a learner's runs and data).
+
 The project folder is the one holding this package when it is installed with
 ``pip install -e .`` (as ``make setup`` does); otherwise the nearest folder, from the
 current one upwards, that holds the course (``pyproject.toml`` and ``notebooks/``).
@@ -12,6 +16,7 @@ current one upwards, that holds the course (``pyproject.toml`` and ``notebooks/`
 
 from __future__ import annotations
 
+import os
 import tempfile
 from functools import cache
 from pathlib import Path
@@ -50,26 +55,37 @@ def __getattr__(name: str) -> Path:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+RUNS_ENV, DATA_ENV = "COURSE_RUNS_DIR", "COURSE_DATA_DIR"
+
+
+def _default(variable: str, folder: str) -> Path:
+    """The folder named by environment ``variable`` if set, else ``<project>/<folder>``."""
+    named = os.environ.get(variable, "")
+    return Path(named).expanduser().resolve() if named else project_root() / folder
+
+
 def _resolve(value: str, base: Path | None) -> Path:
     path = Path(value).expanduser()
     return (path if path.is_absolute() else (base or project_root()) / path).resolve()
 
 
 def runs_dir(value: str, notebook: str, base: Path | None = None) -> Path:
-    """The folder for one notebook's artifacts: ``value`` if given, else ``<project>/runs/<notebook>``.
+    """The folder for one notebook's artifacts: ``value`` if given, else ``<project>/runs/<notebook>``
+    (``$COURSE_RUNS_DIR/<notebook>`` when that is set).
 
     A relative ``value`` is taken from ``base``: the project folder unless given (the command-line
     scripts pass the current folder, as a shell user expects).
     """
-    return _resolve(value, base) if value else project_root() / "runs" / notebook
+    return _resolve(value, base) if value else _default(RUNS_ENV, "runs") / notebook
 
 
 def data_dir(value: str = "", base: Path | None = None) -> Path:
-    """The folder for downloaded and generated data: ``value`` if given, else ``<project>/data``.
+    """The folder for downloaded and generated data: ``value`` if given, else ``<project>/data``
+    (``$COURSE_DATA_DIR`` when that is set).
 
     A relative ``value`` is taken from ``base``, the project folder unless given.
     """
-    return _resolve(value, base) if value else project_root() / "data"
+    return _resolve(value, base) if value else _default(DATA_ENV, "data")
 
 
 def prepare_dir(path: Path, parameter: str = "RUNS_DIR") -> Path:

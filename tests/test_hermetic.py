@@ -232,3 +232,25 @@ def test_a_run_with_a_refused_attempt_fails_and_says_where(tmp_path):
     assert inner_run_dir != os.environ[conftest.RUN_DIR_ENV]
     assert not Path(inner_run_dir).exists()  # removed at the end of the run
     assert guard.read_log(os.environ[conftest.LOG_ENV]) == []  # the inner run had a log of its own
+
+
+def test_checkout_check_sees_a_file_written_rewritten_or_removed_under_runs_or_data(tmp_path):
+    import importlib.util
+
+    root = Path(__file__).resolve().parent.parent
+    spec = importlib.util.spec_from_file_location("root_conftest", root / "conftest.py")
+    root_conftest = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(root_conftest)
+    (tmp_path / "runs" / "03_train").mkdir(parents=True)
+    (tmp_path / "runs" / "03_train" / "best.pt").write_bytes(b"12345")
+    (tmp_path / "notebooks").mkdir()
+    before = root_conftest.checkout_snapshot(tmp_path)
+    (tmp_path / "notebooks" / "scratch.txt").write_text("outside runs/ and data/: not checked")
+    assert root_conftest.checkout_changes(before, root_conftest.checkout_snapshot(tmp_path)) == []
+    (tmp_path / "runs" / "03_train" / "best.pt").write_bytes(b"123456")
+    (tmp_path / "data" / "shapes").mkdir(parents=True)
+    assert root_conftest.checkout_changes(before, root_conftest.checkout_snapshot(tmp_path)) == [
+        "added: data", "added: data/shapes", "changed: runs/03_train/best.pt"]
+    (tmp_path / "runs" / "03_train" / "best.pt").unlink()
+    after = root_conftest.checkout_snapshot(tmp_path)
+    assert "removed: runs/03_train/best.pt" in root_conftest.checkout_changes(before, after)

@@ -6,10 +6,26 @@ from helpers import paths
 from helpers.paths import PROJECT_ROOT, data_dir, prepare_dir, project_root, runs_dir
 
 
-def test_defaults_are_under_the_project_root():
+def test_defaults_are_under_the_project_root(monkeypatch):
+    monkeypatch.delenv("COURSE_RUNS_DIR", raising=False)  # the suite sets them (root conftest.py)
+    monkeypatch.delenv("COURSE_DATA_DIR", raising=False)
     assert (PROJECT_ROOT / "pyproject.toml").exists()
     assert runs_dir("", "03_train") == PROJECT_ROOT / "runs" / "03_train"
     assert data_dir("") == PROJECT_ROOT / "data"
+
+
+def test_environment_variables_replace_the_default_folders_but_not_a_given_one(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_RUNS_DIR", str(tmp_path / "all-runs"))
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path / "all-data"))
+    assert runs_dir("", "03_train") == tmp_path / "all-runs" / "03_train"
+    assert data_dir("") == tmp_path / "all-data"
+    assert runs_dir("mine", "03_train") == PROJECT_ROOT / "mine"
+
+
+def test_the_suite_writes_notebook_defaults_to_a_temporary_folder():
+    # nbval runs every notebook with RUNS_DIR = "" and DATA_DIR = "": never into the checkout
+    assert not runs_dir("", "03_train").is_relative_to(PROJECT_ROOT)
+    assert not data_dir("").is_relative_to(PROJECT_ROOT)
 
 
 def test_relative_paths_are_taken_from_the_project_not_the_kernels_folder(tmp_path, monkeypatch):
