@@ -10,16 +10,15 @@ The same seed gives the same files, byte for byte, on every machine.
 
 from __future__ import annotations
 
-import json
 import math
 import random
-import shutil
-import tempfile
 from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-__all__ = ["SHAPE_CLASSES", "draw_shape", "make_shapes"]
+from helpers.staging import replace_folder
+
+__all__ = ["SHAPE_CLASSES", "draw_shape", "make_shapes", "shapes_folder"]
 
 SHAPE_CLASSES = ("circle", "square", "triangle")
 _SUPERSAMPLE = 4  # draw 4x larger, then shrink: smooth edges
@@ -51,6 +50,17 @@ def draw_shape(kind: str, image_size: int, rng: random.Random) -> Image.Image:
     return image.resize((image_size, image_size), Image.Resampling.LANCZOS)
 
 
+def shapes_folder(
+    parent: Path, images_per_class: int = 100, image_size: int = 32, seed: int = 0, test_fraction: float = 0.25,
+) -> Path:
+    """The folder under ``parent`` named after every setting of :func:`make_shapes` (07, 08).
+
+    >>> shapes_folder(Path("data"), 300, 32, seed=42)
+    PosixPath('data/shapes_32px_300each_test0.25_seed42')
+    """
+    return Path(parent) / f"shapes_{image_size}px_{images_per_class}each_test{float(test_fraction)!r}_seed{seed}"
+
+
 def make_shapes(
     root: Path, images_per_class: int = 100, image_size: int = 32, seed: int = 0,
     test_fraction: float = 0.25,
@@ -59,50 +69,30 @@ def make_shapes(
 
     Does nothing when ``root`` already holds the set made with the same
     arguments. Otherwise the set is written to a temporary folder first and
-    moved into place, so an interrupted run never leaves half a data set.
-    ``root`` is only replaced when it is empty or holds a set this function made
-    (its ``shapes.json`` marker); any other existing folder is refused with a
-    ``FileExistsError``, so nothing of yours is deleted.
+    moved into place (:func:`helpers.staging.replace_folder`), so an interrupted
+    run never leaves half a data set. ``root`` is only replaced when it is empty
+    or holds nothing but a set this function made (its ``shapes.json`` marker
+    lists the files); anything else, such as an image of yours added to the set,
+    is refused with a ``FileExistsError``, so nothing of yours is deleted.
+    :func:`shapes_folder` names a folder after the arguments.
     """
     if images_per_class < 2 or image_size < 8 or not 0 < test_fraction < 1:
         raise ValueError("need images_per_class >= 2, image_size >= 8 and 0 < test_fraction < 1")
-    root = Path(root)
     config = {"images_per_class": images_per_class, "image_size": image_size, "seed": seed,
               "test_fraction": test_fraction, "classes": list(SHAPE_CLASSES)}
-    marker = root / _MARKER
-    if _read_marker(marker) == config:
-        return root
-    if root.exists() and not (root.is_dir() and (marker.is_file() or not any(root.iterdir()))):
-        raise FileExistsError(
-            f"{root} already exists and was not made by make_shapes (no {_MARKER} in it), so it is left "
-            "alone: choose another folder for the shapes, or move or delete this one yourself"
-        )
-    root.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.partial-", dir=root.parent))
-    try:
-        _write_shapes(staging, config)
-        if root.exists():
-            shutil.rmtree(root)  # an empty folder or an older set of ours (checked above)
-        staging.rename(root)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)  # gone already after the rename; left over after an error
-    return root
+    return replace_folder(Path(root), _MARKER, config, lambda folder: _write_shapes(folder, config), "make_shapes",
+                          legacy_files=lambda settings: [name for name, _, _ in _shape_files(settings)])
 
 
-def _read_marker(marker: Path) -> dict | None:
-    try:
-        return json.loads(marker.read_text())
-    except (OSError, ValueError):
-        return None
+def _shape_files(config: dict) -> list[tuple[str, str, int]]:
+    """``(relative path, shape, index)`` of every image the set of ``config`` holds."""
+    n_test = max(1, round(config["images_per_class"] * config["test_fraction"]))
+    return [(f"{'test' if i < n_test else 'train'}/{kind}/{kind}_{i:04d}.png", kind, i)
+            for kind in SHAPE_CLASSES for i in range(config["images_per_class"])]
 
 
 def _write_shapes(folder: Path, config: dict) -> None:
-    n_per_class, seed = config["images_per_class"], config["seed"]
-    n_test = max(1, round(n_per_class * config["test_fraction"]))
-    for kind in SHAPE_CLASSES:
-        for i in range(n_per_class):
-            split = "test" if i < n_test else "train"
-            (folder / split / kind).mkdir(parents=True, exist_ok=True)
-            rng = random.Random(f"{seed}-{kind}-{i}")  # string seeds are stable across runs and machines
-            draw_shape(kind, config["image_size"], rng).save(folder / split / kind / f"{kind}_{i:04d}.png")
-    (folder / _MARKER).write_text(json.dumps(config, indent=1))
+    for name, kind, i in _shape_files(config):
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        rng = random.Random(f"{config['seed']}-{kind}-{i}")  # string seeds are stable across runs and machines
+        draw_shape(kind, config["image_size"], rng).save(folder / name)

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import math
 import re
-import shutil
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from decimal import Decimal
 from pathlib import Path
 
 from torch.utils.tensorboard import SummaryWriter
 
+from helpers.staging import replace_folder
 from helpers.tables import format_table
 
 __all__ = [
@@ -31,6 +32,18 @@ __all__ = [
 ]
 
 HParam = bool | int | float | str
+_MARKER = ".tensorboard_dir.json"
+
+
+def _exact(number: float) -> str:
+    """``number`` as short as ``:g`` writes it when that reads back as the same float, else every digit."""
+    short = f"{number:g}"
+    return short if float(short) == number else repr(float(number))
+
+
+def _percent(fraction: float) -> str:
+    """``fraction`` times 100, exactly, in decimal: 0.5 -> ``50``, 0.504 -> ``50.4``, 1.0 -> ``100``."""
+    return f"{(Decimal(repr(float(fraction))) * 100).normalize():f}"
 
 
 @dataclass(frozen=True)
@@ -62,9 +75,14 @@ class ExperimentConfig:
 
     @property
     def name(self) -> str:
-        """Every setting in a short, readable form: ``tinyvgg-h16-lr0.003-e10-aug0-data100``."""
-        return (f"{self.model}-h{self.hidden_units}-lr{self.learning_rate:g}-e{self.epochs}"
-                f"-aug{int(self.augment)}-data{round(100 * self.data_fraction)}")
+        """Every setting in a short, readable form: ``tinyvgg-h16-lr0.003-e10-aug0-data100``.
+
+        Two configurations with different settings always get different names: the learning rate
+        and the data percentage keep every digit that tells two floats apart (``lr0.0030000001``,
+        ``data50.4``).
+        """
+        return (f"{self.model}-h{self.hidden_units}-lr{_exact(self.learning_rate)}-e{self.epochs}"
+                f"-aug{int(self.augment)}-data{_percent(self.data_fraction)}")
 
     def run_name(self, seed: int) -> str:
         """The name of one run of this configuration: ``name`` plus ``-seed<seed>``."""
@@ -76,18 +94,17 @@ class ExperimentConfig:
 
 
 def tensorboard_dir(run_dir: Path, name: str) -> Path:
-    """The empty folder ``run_dir/tensorboard/<name>`` for one run's event files.
+    """A new folder ``run_dir/tensorboard/<name>`` for one run's event files (05_experiment).
 
-    Event files from an earlier run of the same name are removed first, so a
-    re-run replaces its curves instead of drawing them twice.
+    An earlier run of the same name is replaced, so a re-run replaces its curves instead of
+    drawing them twice. Only event files and the folder's marker (``.tensorboard_dir.json``) are
+    ever deleted: a folder holding anything else (your notes, a checkpoint) is refused with a
+    ``FileExistsError`` that names a file in it, and nothing is deleted.
     """
     if not name or Path(name).name != name or name in (".", ".."):
         raise ValueError(f"run name must be a single folder name, got {name!r}")
-    path = Path(run_dir) / "tensorboard" / name
-    if path.exists():
-        shutil.rmtree(path)
-    path.mkdir(parents=True)
-    return path
+    return replace_folder(Path(run_dir) / "tensorboard" / name, _MARKER, {"run": name}, lambda folder: None,
+                          "tensorboard_dir", reuse=False, also_ours=("events.out.tfevents.*",))
 
 
 def _scalar_tag(key: str) -> str:

@@ -16,11 +16,9 @@ folders (08's ``IMAGE_DIR``).
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +32,8 @@ from torchvision.transforms import v2
 
 from helpers.data import DIGIT_CLASSES, load_digits, split_tensors
 from helpers.downloads import ONLINE_DATASETS, open_torchvision_dataset
-from helpers.shapes import make_shapes
+from helpers.shapes import make_shapes, shapes_folder
+from helpers.staging import replace_folder
 
 __all__ = [
     "IMG_EXTENSIONS", "OFFLINE_DATASETS", "SPLITS", "VISION_DATASETS", "ImageData", "ImageFolderDataset",
@@ -258,8 +257,10 @@ def split_image_folder(root: str | Path, dest: str | Path, test_fraction: float 
     :func:`check_image_folder` first.
     The same files and seed give the same split. Nothing is done when ``dest`` already holds the
     split of the same files (its ``split.json`` lists them); otherwise the split is written to a
-    temporary folder and moved into place, so an interrupted run never leaves half of it. A ``dest``
-    that is not empty and was not made by this function is refused with ``FileExistsError``.
+    temporary folder and moved into place (:func:`helpers.staging.replace_folder`), so an interrupted
+    run never leaves half of it. A ``dest`` that holds anything this function did not write (a folder
+    it did not make, a file of yours added to the split) is refused with ``FileExistsError``: name
+    ``dest`` after the seed and test fraction, so another split goes to another folder.
     """
     if not 0 < test_fraction < 1:
         raise ValueError(f"test_fraction must be between 0 and 1, got {test_fraction}")
@@ -269,18 +270,8 @@ def split_image_folder(root: str | Path, dest: str | Path, test_fraction: float 
     config = {"root": str(root), "test_fraction": test_fraction, "seed": seed,
               "files": [[str(path.relative_to(root)), path.stat().st_size, path.stat().st_mtime_ns]
                         for path, _ in samples]}
-    marker = dest / _SPLIT_MARKER
-    try:
-        if json.loads(marker.read_text()) == config:
-            return dest
-    except (OSError, ValueError):
-        pass
-    if dest.exists() and not (dest.is_dir() and (marker.is_file() or not any(dest.iterdir()))):
-        raise FileExistsError(f"{dest} already exists and was not made by split_image_folder (no "
-                              f"{_SPLIT_MARKER} in it), so it is left alone: choose another folder")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.partial-", dir=dest.parent))
-    try:
+
+    def write(staging: Path) -> None:
         for name in classes:
             files = [path for path, label in samples if label == class_to_idx[name]]
             if len(files) < 2:
@@ -291,13 +282,11 @@ def split_image_folder(root: str | Path, dest: str | Path, test_fraction: float 
                 target = staging / ("test" if i in test else "train") / path.relative_to(root)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(path, target)
-        (staging / _SPLIT_MARKER).write_text(json.dumps(config, indent=1))
-        if dest.exists():
-            shutil.rmtree(dest)  # empty, or an older split of ours (checked above)
-        staging.rename(dest)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return dest
+
+    def legacy_files(settings: dict) -> list[str]:  # a split.json from before it listed the files written
+        return [f"{split}/{Path(name).as_posix()}" for name, *_ in settings["files"] for split in SPLITS]
+
+    return replace_folder(dest, _SPLIT_MARKER, config, write, "split_image_folder", legacy_files=legacy_files)
 
 
 @dataclass
@@ -341,10 +330,10 @@ def load_image_dataset(
     """The image set ``name`` (one of :data:`VISION_DATASETS`) as in-memory tensors.
 
     ``digits`` is split 80/20 with ``seed``; ``shapes`` is generated under
-    ``root/shapes_<size>px_<n>each`` (``images_per_class`` images of ``image_size`` pixels, a
-    quarter kept for testing) and read with ``ImageFolder``; the online sets use
-    torchvision's classes under ``root``. ``limit`` keeps the first examples of
-    each split (quick runs).
+    ``root/shapes_<size>px_<n>each_test0.25_seed<seed>`` (``images_per_class`` images of
+    ``image_size`` pixels, a quarter kept for testing; :func:`helpers.shapes.shapes_folder`) and read
+    with ``ImageFolder``; the online sets use torchvision's classes under ``root``. ``limit``
+    keeps the first examples of each split (quick runs).
     """
     if name not in VISION_DATASETS:
         raise ValueError(f"unknown image data set {name!r}: choose one of {', '.join(VISION_DATASETS)}")
@@ -353,7 +342,7 @@ def load_image_dataset(
         return ImageData(X_train[:limit], y_train[:limit], X_test[:limit], y_test[:limit],
                          list(DIGIT_CLASSES))
     if name == "shapes":
-        folder = Path(root) / f"shapes_{image_size}px_{images_per_class}each"
+        folder = shapes_folder(root, images_per_class, image_size, seed)
         make_shapes(folder, images_per_class, image_size, seed=seed)
         train = datasets.ImageFolder(folder / "train", transform=to_tensor_transform())
         test = datasets.ImageFolder(folder / "test", transform=to_tensor_transform())

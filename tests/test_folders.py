@@ -435,7 +435,19 @@ def test_split_is_kept_while_the_files_stay_and_redone_when_they_change(tmp_path
     write_images(mine / "circle" / "more", "circle", 4, seed=5)
     split_image_folder(mine, dest, seed=1)
     assert check_image_folder(dest).counts == {"circle": 8, "square": 4}
-    assert not [p for p in tmp_path.iterdir() if ".partial-" in p.name]  # no staging folder left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine", "split"]  # no staging folder left
+
+
+def test_a_split_of_another_seed_never_deletes_a_file_you_added_to_the_split(tmp_path):
+    mine = make_own_folder(tmp_path / "mine", {"circle": 4, "square": 4})
+    dest = split_image_folder(mine, tmp_path / "split", seed=1)
+    made = snapshot(dest)
+    (dest / "train" / "circle" / "my_own.png").write_bytes(b"a learner's image")
+    with pytest.raises(FileExistsError, match=r"holds train/circle/my_own\.png that split_image_folder did not"):
+        split_image_folder(mine, dest, seed=2)
+    assert (dest / "train" / "circle" / "my_own.png").read_bytes() == b"a learner's image"
+    files = {name for name in made if (dest / name).is_file()}
+    assert {name: value for name, value in snapshot(dest).items() if name in files} == {n: made[n] for n in files}
 
 
 def test_split_refuses_a_folder_it_did_not_make_and_a_class_of_one(tmp_path):

@@ -72,14 +72,60 @@ def test_bad_settings_are_refused_naming_the_field(field, value):
         ExperimentConfig(**settings)
 
 
-def test_tensorboard_dir_is_per_run_and_starts_empty(tmp_path):
+def test_configs_that_differ_only_in_far_digits_have_different_names():
+    from dataclasses import replace
+
+    assert replace(BASE, data_fraction=0.504).name != replace(BASE, data_fraction=0.496).name
+    assert replace(BASE, data_fraction=0.504).name.endswith("-data50.4")
+    assert replace(BASE, learning_rate=0.0030000001).name == "tinyvgg-h16-lr0.0030000001-e10-aug0-data100"
+    fractions = [0.5, 0.504, 0.496, 0.29, 0.1 + 0.2, 0.3, 1e-7, 1.0]
+    rates = [0.003, 0.0030000001, 0.003 + 1e-18, 1e-4, 3e-4, 0.1 + 0.2, 0.3, 1.0]
+    assert len({replace(BASE, data_fraction=f).name for f in fractions}) == len(set(fractions))
+    assert len({replace(BASE, learning_rate=r).name for r in rates}) == len(set(rates))
+
+
+def test_tensorboard_dir_is_per_run_and_a_rerun_replaces_its_event_files(tmp_path):
     path = tensorboard_dir(tmp_path, "run-a")
     assert path == tmp_path / "tensorboard" / "run-a" and path.is_dir()
-    (path / "events.out.tfevents.old").write_text("stale")
+    with SummaryWriter(path) as writer:
+        writer.add_scalar("loss/train", 1.0, 1)
     (tmp_path / "tensorboard" / "run-b").mkdir()
     again = tensorboard_dir(tmp_path, "run-a")
-    assert list(again.iterdir()) == []
+    assert [p.name for p in again.iterdir()] == [".tensorboard_dir.json"], "no event file of the earlier run"
     assert (tmp_path / "tensorboard" / "run-b").is_dir(), "other runs must be left alone"
+
+
+@pytest.mark.parametrize("made_by", ["tensorboard_dir", "you"])
+def test_tensorboard_dir_never_deletes_files_it_did_not_write(tmp_path, made_by):
+    path = tmp_path / "tensorboard" / "myrun"
+    if made_by == "you":
+        path.mkdir(parents=True)
+    else:
+        tensorboard_dir(tmp_path, "myrun")
+    (path / "notes.txt").write_text("my notes")
+    torch.save({"w": torch.ones(1)}, path / "best.pt")
+    with pytest.raises(FileExistsError, match=r"myrun (holds best\.pt and 1 more file\(s\) that tensorboard_dir did"
+                                              r" not write|already exists and was not made by tensorboard_dir)"):
+        tensorboard_dir(tmp_path, "myrun")
+    assert (path / "notes.txt").read_text() == "my notes"
+    assert torch.equal(torch.load(path / "best.pt")["w"], torch.ones(1))
+
+
+def test_a_run_folder_from_before_the_marker_is_replaced_when_it_holds_only_event_files(tmp_path):
+    path = tmp_path / "tensorboard" / "old-run"
+    with SummaryWriter(path) as writer:  # as the course made run folders before the marker
+        writer.add_scalar("loss/train", 1.0, 1)
+    assert [p.name for p in tensorboard_dir(tmp_path, "old-run").iterdir()] == [".tensorboard_dir.json"]
+
+
+def test_a_second_config_never_wipes_the_logs_of_the_first(tmp_path):
+    from dataclasses import replace
+
+    first, second = replace(BASE, data_fraction=0.504), replace(BASE, data_fraction=0.496)
+    with SummaryWriter(tensorboard_dir(tmp_path, first.run_name(0))) as writer:
+        writer.add_scalar("loss/train", 1.0, 1)
+    tensorboard_dir(tmp_path, second.run_name(0))
+    assert len(list((tmp_path / "tensorboard" / first.run_name(0)).glob("events.out.tfevents.*"))) == 1
 
 
 @pytest.mark.parametrize("name", ["", ".", "..", "a/b", "../escape"])

@@ -187,9 +187,20 @@ def test_shapes_are_generated_and_read_with_image_folder(tmp_path, network_calls
     assert torch.bincount(data.y_train).tolist() == [6, 6, 6]
     assert torch.bincount(data.y_test).tolist() == [2, 2, 2]
     assert 0 <= data.X_train.min() and data.X_train.max() <= 1
-    assert len(list((tmp_path / "shapes_16px_8each").rglob("*.png"))) == 24
+    assert len(list((tmp_path / "shapes_16px_8each_test0.25_seed1").rglob("*.png"))) == 24
     again = load_image_dataset("shapes", tmp_path, image_size=16, images_per_class=8, seed=1)
     assert torch.equal(again.X_test, data.X_test)
+
+
+def test_shapes_of_another_seed_go_to_another_folder_and_keep_the_first_with_your_image(tmp_path, network_calls):
+    first = load_image_dataset("shapes", tmp_path, image_size=8, images_per_class=4, seed=1)
+    folder = tmp_path / "shapes_8px_4each_test0.25_seed1"
+    (folder / "train" / "circle" / "my_own.png").write_bytes(b"a learner's image")
+    other = load_image_dataset("shapes", tmp_path, image_size=8, images_per_class=4, seed=2)
+    assert not torch.equal(other.X_train, first.X_train)
+    assert (folder / "train" / "circle" / "my_own.png").read_bytes() == b"a learner's image"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shapes_8px_4each_test0.25_seed1",
+                                                          "shapes_8px_4each_test0.25_seed2"]
 
 
 def test_unknown_dataset_name_is_refused():
