@@ -124,6 +124,16 @@ def safe_load(path: str | Path, map_location: MapLocation = "cpu") -> Any:
             ) from None
         except pickle.UnpicklingError as error:
             raise _refused(path, error) from None
+        except MemoryError:
+            raise CheckpointError(
+                f"not enough memory to load {path} ({path.stat().st_size / 2**20:.1f} MiB on disk): close other "
+                "notebooks or programs, or load it on a machine with more memory"
+            ) from None
+        except OSError as error:  # the file was found and opened, then reading it failed
+            raise CheckpointError(
+                f"could not read {path} ({error.strerror or error}): the disk or network folder failed while "
+                "reading it; check that it is still there and try again"
+            ) from None
         except Exception as error:  # garbage makes the unpickler fail in many ways (EOFError, IndexError, ...)
             raise _corrupt(path, error) from None
 

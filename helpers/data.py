@@ -114,9 +114,14 @@ def select_digits(X: torch.Tensor, y: torch.Tensor, digits: Sequence[int]) -> tu
     >>> y
     tensor([0, 1, 0])
     """
-    keep = torch.isin(y, torch.tensor(list(digits)))
+    digits = list(digits)
+    repeated = sorted({digit for digit in digits if digits.count(digit) > 1})
+    if repeated:
+        raise ValueError(f"digits {digits} name {', '.join(map(str, repeated))} more than once: list each digit "
+                         "once, since its place in the list is its new label")
+    keep = torch.isin(y, torch.tensor(digits))
     new_label = torch.full((int(y.max()) + 1,), -1, dtype=torch.long)
-    new_label[list(digits)] = torch.arange(len(digits))
+    new_label[digits] = torch.arange(len(digits))
     return X[keep], new_label[y[keep]]
 
 

@@ -8,8 +8,9 @@ of hanging. The downloads themselves are torchvision's own (``download=True``,
 ``weights.get_state_dict``). Nothing here changes process-wide settings such as the socket
 timeout.
 
-Setting the environment variable ``COURSE_OFFLINE=1`` forbids the network altogether (the
-test suite does): every online choice then fails at once, as on a machine without one.
+Setting the environment variable ``COURSE_OFFLINE=1`` (or true, yes, on) forbids the network
+altogether (the test suite does): every online choice then fails at once, as on a machine
+without one.
 """
 
 from __future__ import annotations
@@ -51,9 +52,19 @@ class WeightsUnavailableError(RuntimeError):
     """Pretrained weights are neither in the ``torch.hub`` cache nor downloadable; the message says why."""
 
 
+_YES, _NO = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
+
+
 def network_allowed() -> bool:
-    """False when ``COURSE_OFFLINE`` is set to anything but ``""`` or ``"0"``."""
-    return os.environ.get(OFFLINE_ENV, "") in ("", "0")
+    """False when ``COURSE_OFFLINE`` is 1, true, yes or on; True when unset, empty, 0, false, no or off.
+
+    Case and surrounding spaces do not matter; any other value raises ``ValueError``.
+    """
+    value = os.environ.get(OFFLINE_ENV, "")
+    if value.strip().lower() not in _YES + _NO:
+        raise ValueError(f"{OFFLINE_ENV}={value!r} is neither yes nor no: set it to 1 (or true, yes, on) to "
+                         "forbid the network, or to 0 (or false, no, off), or unset it, to allow it")
+    return value.strip().lower() in _NO
 
 
 def check_reachable(url: str, timeout: float = PROBE_TIMEOUT_S) -> None:
@@ -104,6 +115,15 @@ def _archives_present(cls: type[datasets.VisionDataset], root: Path) -> bool:
     return check_integrity(str(root / cls.filename), cls.tgz_md5)
 
 
+def _unpacked_present(cls: type[datasets.VisionDataset], root: Path) -> bool:
+    """Whether the files torchvision's ``cls`` reads are under ``root`` (the checks its constructor makes)."""
+    if issubclass(cls, datasets.MNIST):
+        raw = root / cls.__name__ / "raw"
+        return all((raw / Path(filename).stem).is_file() for filename, _ in cls.resources)
+    folder = root / cls.base_folder
+    return all(check_integrity(str(folder / filename), md5) for filename, md5 in (*cls.train_list, *cls.test_list))
+
+
 def _hand_copy_hint(name: str, root: Path) -> str:
     cls = ONLINE_DATASETS[name]
     if issubclass(cls, datasets.MNIST):
@@ -125,15 +145,15 @@ def open_torchvision_dataset(
     if name not in ONLINE_DATASETS:
         raise ValueError(f"unknown torchvision data set {name!r}: choose one of {', '.join(ONLINE_DATASETS)}")
     cls = ONLINE_DATASETS[name]
-    try:
+    if _unpacked_present(cls, Path(root)):  # on disk: any error opening it is a real one, and shown as it is
         return cls(str(root), train=train, transform=transform, download=False)
-    except RuntimeError:
-        pass  # not on disk yet (torchvision says "Dataset not found"): download it
     try:
         if not _archives_present(cls, Path(root)):  # files put there by hand: torchvision unpacks them offline
             check_reachable(_first_url(cls))
         return cls(str(root), train=train, transform=transform, download=True)
     except (urllib.error.URLError, OSError, RuntimeError) as error:
+        if _unpacked_present(cls, Path(root)):
+            raise  # the files arrived, so the failure is not about downloading them
         reason = (str(error).strip().splitlines() or [type(error).__name__])[-1]
         offline = " or ".join(repr(n) for n in offline_choices)
         raise DatasetUnavailableError(

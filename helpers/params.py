@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import ast
 import math
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -28,7 +29,17 @@ def _is_int(value: Any) -> bool:
 
 
 def _is_number(value: Any) -> bool:
-    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
+    """A finite int or float; an int too large to become a float (``10**400``) is not one."""
+    if _is_int(value):
+        return abs(value) <= sys.float_info.max  # compared exactly: no conversion, no OverflowError
+    return isinstance(value, float) and math.isfinite(value)
+
+
+def _shown(value: Any) -> str:
+    """``repr(value)``, but a huge whole number by its size: its digits could fill the screen, or not print."""
+    if _is_int(value) and value.bit_length() > 64:
+        return f"a whole number of about {round(value.bit_length() * math.log10(2))} digits"
+    return repr(value)
 
 
 def _positive_int(value: Any) -> str | None:
@@ -109,13 +120,13 @@ def check_params(values: Mapping[str, Any], choices: Mapping[str, Iterable[Any]]
             allowed = choices[name]
             if not any(type(a) is type(value) and a == value for a in allowed):  # True is not 1
                 listed = ", ".join(repr(a) for a in allowed)
-                raise ParameterError(f"{name} = {value!r} is not allowed: choose one of {listed}.")
+                raise ParameterError(f"{name} = {_shown(value)} is not allowed: choose one of {listed}.")
             continue
         if name not in RULES:
             raise KeyError(f"no rule for parameter {name!r}: pass its allowed values in choices=")
         problem = RULES[name](value)
         if problem:
-            raise ParameterError(f"{name} = {value!r} is not allowed: {problem}.")
+            raise ParameterError(f"{name} = {_shown(value)} is not allowed: {problem}.")
 
 
 def parse_value(text: str) -> Any:

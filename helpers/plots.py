@@ -56,17 +56,43 @@ def plot_loss_curves(history: Sequence[dict[str, float]]) -> Figure:
     return fig
 
 
-def _to_image(image: torch.Tensor) -> np.ndarray:
-    """(C, H, W) tensor -> array that ``imshow`` shows: (H, W) for grey, (H, W, C) for colour."""
-    array = image.detach().cpu().float().numpy()
-    return array[0] if array.shape[0] == 1 else np.clip(array.transpose(1, 2, 0), 0, 1)
+def _for_display(
+    images: torch.Tensor, mean: Sequence[float] | torch.Tensor | None, std: Sequence[float] | torch.Tensor | None,
+) -> np.ndarray:
+    """(N, C, H, W) images -> (N, H, W) grey or (N, H, W, C) colour arrays for ``imshow``, un-normalised.
+
+    With ``mean`` and ``std`` (per channel, as given to ``v2.Normalize``), ``image * std + mean``
+    undoes the standardising. Colour must then lie in [0, 1]: ``imshow`` would clip anything else,
+    showing wrong colours, so such images are refused with a ``ValueError`` saying what to pass.
+    """
+    array = images.detach().cpu().float()
+    if (mean is None) != (std is None):
+        raise ValueError("pass both mean and std (the per-channel values the images were standardised with), "
+                         "or neither")
+    if mean is not None:  # (C, 1, 1) broadcasts over (N, C, H, W)
+        array = (array * torch.as_tensor(std, dtype=torch.float32).reshape(-1, 1, 1)
+                 + torch.as_tensor(mean, dtype=torch.float32).reshape(-1, 1, 1))
+    if array.shape[1] == 1:
+        return array[:, 0].numpy()  # grey: imshow scales each image to its own range
+    low, high = float(array.min()), float(array.max())
+    if low < -1e-3 or high > 1 + 1e-3:  # a little float rounding from un-normalising is fine
+        raise ValueError(
+            f"colour images must lie in [0, 1] to be shown, and these range from {low:.2f} to {high:.2f}, as "
+            "standardised images do: pass mean= and std=, the per-channel values they were standardised with")
+    return array.clamp(0, 1).permute(0, 2, 3, 1).numpy()
 
 
 def plot_image_grid(
     images: torch.Tensor, labels: torch.Tensor, class_names: Sequence[str],
     predictions: torch.Tensor | None = None, ncols: int = 8, title: str | None = None,
+    mean: Sequence[float] | torch.Tensor | None = None, std: Sequence[float] | torch.Tensor | None = None,
 ) -> Figure:
-    """Images (N, C, H, W) in a grid titled by label; with predictions, wrong ones in red."""
+    """Images (N, C, H, W) in a grid titled by label; with predictions, wrong ones in red.
+
+    Standardised images are shown in their true colours when ``mean`` and ``std`` (per channel,
+    as given to ``v2.Normalize``) are passed: each is un-normalised for display only.
+    """
+    shown = _for_display(images, mean, std)
     n = len(images)
     nrows = max(1, -(-n // ncols))
     row_height = 1.5 if predictions is None else 1.9  # two-line titles need room above each image
@@ -76,7 +102,7 @@ def plot_image_grid(
         ax.axis("off")
         if i >= n:
             continue
-        ax.imshow(_to_image(images[i]), cmap="gray_r")
+        ax.imshow(shown[i], cmap="gray_r")
         true_name = class_names[int(labels[i])]
         if predictions is None:
             ax.set_title(true_name, fontsize=9)

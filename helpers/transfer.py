@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from helpers.atomic import atomic_save
-from helpers.checkpoint import CheckpointError, safe_load
+from helpers.checkpoint import CheckpointNotFoundError, CorruptCheckpointError, UnsafeCheckpointError, safe_load
 from helpers.data import TensorPairDataset, load_digits, make_loaders, select_digits, split_tensors
 from helpers.device import set_seed
 from helpers.downloads import WeightsUnavailableError, fetch_weights
@@ -87,7 +87,7 @@ def _read_saved(path: Path) -> dict[str, Any] | None:
     """The saved pretraining file, or None when there is none or it cannot be read (then we pretrain again)."""
     try:
         saved = safe_load(path)
-    except (CheckpointError, OSError):  # damaged: pretrain again and overwrite it
+    except (CheckpointNotFoundError, CorruptCheckpointError, UnsafeCheckpointError):  # pretrain again, overwrite it
         return None
     return saved if isinstance(saved, dict) else None
 

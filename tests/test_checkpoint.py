@@ -422,6 +422,22 @@ def test_unsafe_file_is_told_from_a_damaged_one_without_reading_torchs_message(t
         safe_load(tmp_path / "w.pt")
 
 
+@pytest.mark.parametrize("failure, message", [
+    (MemoryError(), r"not enough memory to load .*w\.pt \(0\.0 MiB on disk\): close other notebooks"),
+    (OSError(5, "Input/output error"), r"could not read .*w\.pt \(Input/output error\): the disk or network"),
+])
+def test_memory_and_read_errors_while_loading_are_not_called_damaged(tmp_path, monkeypatch, failure, message):
+    save_weights(nn.Linear(2, 2), tmp_path / "w.pt")
+
+    def failing_load(*args, **kwargs):
+        raise failure
+
+    monkeypatch.setattr(torch, "load", failing_load)
+    with pytest.raises(CheckpointError, match=message) as info:
+        load_weights(nn.Linear(2, 2), tmp_path / "w.pt")
+    assert not isinstance(info.value, CorruptCheckpointError)
+
+
 def test_any_garbage_is_reported_as_corrupt(tmp_path):
     path = tmp_path / "garbage.pt"
     rng = np.random.default_rng(0)

@@ -9,6 +9,7 @@ from helpers.data import (
     make_line,
     make_loaders,
     make_toy_2d,
+    select_digits,
     split_tensors,
 )
 
@@ -102,3 +103,11 @@ def test_in_memory_loader_covers_every_example_once_with_short_last_batch():
 def test_in_memory_loader_refuses_bad_arguments():
     with pytest.raises(ValueError, match="batch_size"):
         InMemoryLoader(torch.zeros(2, 1), torch.zeros(2), batch_size=0)
+
+
+def test_select_digits_refuses_a_digit_listed_twice():
+    X, y = torch.zeros(4, 1), torch.tensor([5, 0, 9, 5])
+    with pytest.raises(ValueError, match=r"^digits \[5, 5, 9\] name 5 more than once: list each digit once"):
+        select_digits(X, y, [5, 5, 9])
+    X_kept, y_kept = select_digits(X, y, (9, 5))
+    assert y_kept.tolist() == [1, 0, 1] and len(X_kept) == 3

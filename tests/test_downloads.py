@@ -119,15 +119,25 @@ def no_downloads(monkeypatch) -> list[str]:
 # --- the COURSE_OFFLINE switch and check_reachable
 
 
-@pytest.mark.parametrize(("value", "allowed"), [(None, True), ("", True), ("0", True), ("1", False),
-                                                 ("yes", False), ("false", False)])
-def test_network_allowed_unless_course_offline_is_set_to_something_but_0(monkeypatch, value, allowed):
+@pytest.mark.parametrize(("value", "allowed"), [
+    (None, True), ("", True), ("0", True), ("false", True), ("No", True), ("OFF", True), (" 0 ", True),
+    ("1", False), ("true", False), ("Yes", False), ("ON", False), ("True\n", False),
+])
+def test_course_offline_takes_the_usual_yes_and_no_spellings(monkeypatch, value, allowed):
     assert OFFLINE_ENV == "COURSE_OFFLINE"
     if value is None:
         monkeypatch.delenv(OFFLINE_ENV, raising=False)
     else:
         monkeypatch.setenv(OFFLINE_ENV, value)
     assert network_allowed() is allowed
+
+
+@pytest.mark.parametrize("value", ["2", "offline", "y", "nope"])
+def test_course_offline_of_another_value_is_refused_saying_what_it_takes(monkeypatch, value):
+    monkeypatch.setenv(OFFLINE_ENV, value)
+    with pytest.raises(ValueError, match=rf"^COURSE_OFFLINE='{value}' is neither yes nor no: set it to 1 \(or true, "
+                                         r"yes, on\) to forbid the network, or to 0 \(or false, no, off\), or unset"):
+        network_allowed()
 
 
 def test_check_reachable_with_course_offline_refuses_at_once_naming_the_variable(monkeypatch):
@@ -214,6 +224,44 @@ def test_the_message_names_the_files_to_put_by_hand_and_the_offline_choices_give
         open_torchvision_dataset("cifar10", tmp_path, train=True)
     assert str(info.value).endswith(
         f"put cifar-10-python.tar.gz in {tmp_path} (or the files it unpacks to in {tmp_path / 'cifar-10-batches-py'}).")
+
+
+def test_an_error_opening_files_that_are_on_disk_is_not_hidden_behind_could_not_be_downloaded(
+    monkeypatch, tmp_path
+):
+    monkeypatch.setenv(OFFLINE_ENV, "1")
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for filename, _ in datasets.MNIST.resources:
+        (raw / Path(filename).stem).write_bytes(b"")
+
+    def broken(self):
+        raise RuntimeError("a bug in reading the files")
+
+    monkeypatch.setattr(datasets.MNIST, "_load_data", broken)
+    with pytest.raises(RuntimeError, match="^a bug in reading the files$") as info:
+        open_torchvision_dataset("mnist", tmp_path, train=True)
+    assert not isinstance(info.value, DatasetUnavailableError)
+
+
+def test_an_error_after_the_download_arrived_is_not_called_a_download_failure(monkeypatch, tmp_path):
+    monkeypatch.delenv(OFFLINE_ENV, raising=False)
+    monkeypatch.setattr(socket, "create_connection", Connections("answer"))
+    raw = tmp_path / "MNIST" / "raw"
+
+    def download(self):  # stands in for torchvision's download: the files arrive
+        raw.mkdir(parents=True, exist_ok=True)
+        for filename, _ in datasets.MNIST.resources:
+            (raw / Path(filename).stem).write_bytes(b"")
+
+    def broken(self):
+        raise RuntimeError("a bug in reading the files")
+
+    monkeypatch.setattr(datasets.MNIST, "download", download)
+    monkeypatch.setattr(datasets.MNIST, "_load_data", broken)
+    with pytest.raises(RuntimeError, match="^a bug in reading the files$") as info:
+        open_torchvision_dataset("mnist", tmp_path, train=True)
+    assert not isinstance(info.value, DatasetUnavailableError)
 
 
 def test_unreachable_server_is_the_reason_and_nothing_is_downloaded(network, no_downloads, tmp_path):

@@ -21,6 +21,12 @@ from helpers.params import OPTIONS, ParameterError, build_parser, check_options,
         ("SMOKE", "yes", "SMOKE = 'yes' is not allowed: must be True or False"),
         ("TEST_FRACTION", 1.0, "TEST_FRACTION = 1.0 is not allowed: must be a number strictly between 0 and 1"),
         ("RUNS_DIR", 3, "RUNS_DIR = 3 is not allowed: must be text"),
+        pytest.param("LEARNING_RATE", 10**400, "LEARNING_RATE = a whole number of about 400 digits is not allowed: "
+                     "must be a number greater than 0", id="too-large-for-a-float"),
+        pytest.param("NOISE", -10**400, "NOISE = a whole number of about 400 digits is not allowed: must be a "
+                     "number of 0", id="too-negative-for-a-float"),
+        pytest.param("TEST_FRACTION", 10**5000, "TEST_FRACTION = a whole number of about 5000 digits is not allowed",
+                     id="more-digits-than-str-prints"),
     ],
 )
 def test_bad_values_name_parameter_value_and_rule(name, value, expected):
@@ -28,6 +34,11 @@ def test_bad_values_name_parameter_value_and_rule(name, value, expected):
         check_params({name: value})
     assert expected in str(info.value)
     assert str(info.value).startswith(f"{name} = ")
+
+
+def test_a_huge_whole_number_in_a_choice_is_refused_by_its_size():
+    with pytest.raises(ParameterError, match=r"^SEEDS = a whole number of about 400 digits is not allowed: choose"):
+        check_params({"SEEDS": 10**400}, choices={"SEEDS": [1, 3]})
 
 
 def test_good_values_pass():

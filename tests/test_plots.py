@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from matplotlib.figure import Figure
+from torchvision.transforms import v2
 
 from helpers.plots import (
     plot_confusion_matrix,
@@ -41,6 +43,34 @@ def test_image_grid_titles_and_colours_wrong_predictions():
     assert titled[4].get_title() == "true 4\npred 0" and titled[4].title.get_color() == "tab:red"
     colour = plot_image_grid(torch.rand(2, 3, 16, 16), torch.tensor([0, 1]), ["a", "b"])
     assert [ax.get_title() for ax in colour.axes] == ["a", "b"]
+
+
+def test_standardised_colour_images_are_shown_in_their_true_colours():
+    torch.manual_seed(0)
+    images = torch.rand(3, 3, 8, 8)  # (N, C, H, W) colours in [0, 1]
+    mean, std = images.mean(dim=(0, 2, 3)), images.std(dim=(0, 2, 3))
+    standardised = v2.Normalize(mean.tolist(), std.tolist())(images)
+    assert standardised.min() < -1 and standardised.max() > 1
+    fig = plot_image_grid(standardised, torch.tensor([0, 1, 0]), ["a", "b"], mean=mean.tolist(), std=std)
+    for ax, image in zip(fig.axes, images, strict=True):
+        np.testing.assert_allclose(ax.images[0].get_array(), image.permute(1, 2, 0).numpy(), atol=1e-6)
+
+
+def test_colour_outside_0_1_is_refused_not_clipped():
+    standardised = torch.linspace(-2, 2, 2 * 3 * 4 * 4).reshape(2, 3, 4, 4)
+    with pytest.raises(ValueError, match=r"colour images must lie in \[0, 1\] to be shown, and these range from "
+                                         r"-2\.00 to 2\.00, as standardised images do: pass mean= and std="):
+        plot_image_grid(standardised, torch.tensor([0, 1]), ["a", "b"])
+    with pytest.raises(ValueError, match="pass both mean and std"):
+        plot_image_grid(standardised, torch.tensor([0, 1]), ["a", "b"], mean=[0.5, 0.5, 0.5])
+
+
+def test_grey_images_are_shown_as_they_are_and_un_normalised_when_asked():
+    images = torch.linspace(-3, 3, 2 * 16).reshape(2, 1, 4, 4)
+    fig = plot_image_grid(images, torch.tensor([0, 1]), ["a", "b"])
+    np.testing.assert_array_equal(fig.axes[1].images[0].get_array(), images[1, 0].numpy())
+    fig = plot_image_grid(images, torch.tensor([0, 1]), ["a", "b"], mean=[1.0], std=[2.0])
+    np.testing.assert_allclose(fig.axes[1].images[0].get_array(), images[1, 0].numpy() * 2 + 1)
 
 
 def test_confusion_matrix_shows_counts():
