@@ -27,8 +27,8 @@ def project() -> dict:
     return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 
 
-def pyproject_requirements(extras: tuple[str, ...] = ("dev",)) -> dict[str, str]:
-    """The dependencies plus the named extras; environment.yml holds the dependencies and the dev extra."""
+def pyproject_requirements(extras: tuple[str, ...] = ("dev", "site")) -> dict[str, str]:
+    """The dependencies plus the named extras; environment.yml holds the dependencies, the dev and the site extra."""
     requirements = project()["dependencies"] + sum((project()["optional-dependencies"][e] for e in extras), [])
     return dict(split(r) for r in requirements)
 
