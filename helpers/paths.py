@@ -1,6 +1,6 @@
 """Where data and run artifacts go (00_fundamentals onwards).
 
-Artifacts never go next to the notebooks: by default they go to ``runs/`` and
+In a copy of the course, artifacts never go next to the notebooks: by default they go to ``runs/`` and
 ``data/`` in the project folder. A relative ``RUNS_DIR`` or ``DATA_DIR`` is taken
 from the project folder too, so it means the same folder whether the notebook runs
 in JupyterLab, under ``make run`` or papermill, whatever the kernel's working folder.
@@ -12,6 +12,9 @@ it never touches a learner's runs and data).
 The project folder is the one holding this package when it is installed with
 ``pip install -e .`` (as ``make setup`` does); otherwise the nearest folder, from the
 current one upwards, that holds the course (``pyproject.toml`` and ``notebooks/``).
+Outside a copy of the course (the package installed with ``pip install .`` or from a
+wheel, a notebook copied anywhere or opened in a hosted Jupyter) it is the current
+folder when first asked, the notebook's folder in Jupyter: ``runs/`` and ``data/`` go there.
 """
 
 from __future__ import annotations
@@ -36,17 +39,13 @@ def _is_project(folder: Path) -> bool:
 
 @cache
 def project_root() -> Path:
-    """The course's folder (see the module docstring); a clear ``RuntimeError`` when there is none."""
+    """The course's folder, or the current folder outside a copy of the course (see the module docstring)."""
     here = Path(__file__).resolve().parent.parent
     cwd = Path.cwd().resolve()
     for folder in (here, cwd, *cwd.parents):
         if _is_project(folder):
             return folder
-    raise RuntimeError(
-        f"cannot find the course folder: helpers is installed in {here}, outside it, and neither "
-        f"{Path.cwd()} nor a folder above it holds the course. Install it from the course folder with "
-        "`pip install -e .` (make setup does), or run from inside the course folder."
-    )
+    return cwd
 
 
 def __getattr__(name: str) -> Path:
@@ -109,11 +108,8 @@ def prepare_dir(path: Path, parameter: str = "RUNS_DIR") -> Path:
 def display_path(path: Path) -> str:
     """``path`` for printing: relative to the project folder when inside it, else with ``~`` for home."""
     path = Path(path)
-    try:
-        root = project_root()
-    except RuntimeError:
-        root = None
-    if root is not None and path.is_relative_to(root):
+    root = project_root()
+    if path.is_relative_to(root):
         return str(path.relative_to(root))
     home = Path.home()
     return str(Path("~") / path.relative_to(home)) if path.is_relative_to(home) else str(path)

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from helpers import paths
-from helpers.paths import PROJECT_ROOT, data_dir, prepare_dir, project_root, runs_dir
+from helpers.paths import PROJECT_ROOT, data_dir, display_path, prepare_dir, project_root, runs_dir
 
 
 def test_defaults_are_under_the_project_root(monkeypatch):
@@ -48,11 +48,29 @@ def test_without_an_editable_install_the_course_is_found_from_the_current_folder
     assert project_root.__wrapped__() == PROJECT_ROOT
 
 
-def test_outside_the_course_without_an_editable_install_says_what_to_do(tmp_path, monkeypatch):
+@pytest.fixture
+def fresh_project_root():
+    """project_root() looked up anew in the test, and again after it (its answer is cached)."""
+    project_root.cache_clear()
+    yield
+    project_root.cache_clear()
+
+
+def test_outside_the_course_the_defaults_go_under_the_current_folder(tmp_path, monkeypatch, fresh_project_root):
+    """A wheel install and a notebook copied into an empty folder: runs/ and data/ go next to it."""
     monkeypatch.setattr(paths, "__file__", str(tmp_path / "site-packages" / "helpers" / "paths.py"))
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(RuntimeError, match=r"cannot find the course folder.*pip install -e \."):
-        project_root.__wrapped__()
+    monkeypatch.delenv("COURSE_RUNS_DIR", raising=False)  # the suite sets them (root conftest.py)
+    monkeypatch.delenv("COURSE_DATA_DIR", raising=False)
+    notebook_folder = tmp_path / "my notebooks"
+    notebook_folder.mkdir()
+    monkeypatch.chdir(notebook_folder)
+    assert project_root() == notebook_folder
+    assert runs_dir("", "03_train") == notebook_folder / "runs" / "03_train"
+    assert data_dir("") == notebook_folder / "data"
+    assert runs_dir("out", "03_train") == notebook_folder / "out"
+    assert display_path(notebook_folder / "runs" / "03_train") == "runs/03_train"
+    monkeypatch.chdir(tmp_path)  # the answer stays the same for the rest of the kernel's life
+    assert runs_dir("", "03_train") == notebook_folder / "runs" / "03_train"
 
 
 def test_prepare_dir_creates_folders(tmp_path):
