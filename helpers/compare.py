@@ -1,8 +1,7 @@
 """Training several models side by side and timing them fairly (introduced in 07_computer_vision).
 
 :func:`train_and_time` is the timing function written out in 07; :func:`compare_models`
-runs it for each model on the same data, seed and device, and :func:`format_comparison`
-prints the rows as a table.
+runs it for each model on the same data, seed and device.
 """
 
 from __future__ import annotations
@@ -18,10 +17,9 @@ from helpers.data import make_loaders
 from helpers.device import set_seed, synchronize
 from helpers.engine import Batches, fit
 from helpers.models import count_parameters
-from helpers.tables import format_table
 from helpers.vision import ImageData
 
-__all__ = ["compare_models", "format_comparison", "train_and_time"]
+__all__ = ["compare_models", "train_and_time"]
 
 
 def train_and_time(
@@ -65,16 +63,3 @@ def compare_models(
         rows.append({"model": name, "test_acc": history[-1]["test_acc"],
                      "parameters": count_parameters(model), "seconds": seconds, "device": str(device)})
     return rows
-
-
-def format_comparison(rows: list[dict[str, float | int | str]]) -> str:
-    """A plain-text table of :func:`compare_models` rows; refuses rows timed on different devices."""
-    devices = {row["device"] for row in rows}
-    if len(devices) != 1:
-        raise ValueError(f"timings from different devices cannot be compared: {sorted(devices)}")
-    return format_table(
-        ["model", "test acc", "parameters", "train s", "device"],
-        [[row["model"], f"{row['test_acc']:.2%}", f"{row['parameters']:,d}", f"{row['seconds']:.2f}", row["device"]]
-         for row in rows],
-        align="lrrrl",
-    )

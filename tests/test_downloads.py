@@ -144,11 +144,9 @@ def test_check_reachable_with_course_offline_refuses_at_once_naming_the_variable
     connections = Connections("answer")
     monkeypatch.setattr(socket, "create_connection", connections)
     monkeypatch.setenv(OFFLINE_ENV, "1")
-    started = time.perf_counter()
     with pytest.raises(OSError, match=r"^the network is switched off \(COURSE_OFFLINE=1\)$"):
         check_reachable("https://download.pytorch.org/models/x.pth", timeout=5)
-    assert time.perf_counter() - started < 0.1
-    assert connections.calls == []  # not even tried
+    assert connections.calls == []  # not even tried: it fails at once, whatever the machine's load
 
 
 def test_check_reachable_refused_connection_raises_oserror_naming_host_and_reason(network):
@@ -198,10 +196,8 @@ def test_missing_dataset_with_course_offline_fails_at_once_with_one_message(monk
     connections = Connections("answer")
     monkeypatch.setattr(socket, "create_connection", connections)
     monkeypatch.setenv(OFFLINE_ENV, "1")
-    started = time.perf_counter()
     with pytest.raises(DatasetUnavailableError) as info:
         open_torchvision_dataset(name, tmp_path, train=True)
-    assert time.perf_counter() - started < 1
     message = str(info.value)
     assert message.startswith(
         f"DATASET = {name!r} is not in {torchvision_folder(name, tmp_path)} and could not be downloaded "

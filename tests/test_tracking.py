@@ -56,9 +56,12 @@ def test_configs_that_differ_in_one_setting_have_different_names():
     assert len(names) == 7
 
 
-def test_hparams_are_the_settings():
-    assert BASE.hparams() == {"model": "tinyvgg", "hidden_units": 16, "learning_rate": 0.003, "epochs": 10,
-                              "augment": False, "data_fraction": 1.0}
+def test_hparams_rebuild_the_config_and_are_values_tensorboard_shows():
+    other = ExperimentConfig("mlp", 128, 0.0001, 30, True, 0.5)
+    for config in (BASE, other):
+        assert ExperimentConfig(**config.hparams()) == config
+        assert all(type(value) in (bool, int, float, str) for value in config.hparams().values())
+    assert BASE.hparams() != other.hparams()
 
 
 @pytest.mark.parametrize(

@@ -24,7 +24,8 @@ import torch
 from torch.utils.data import TensorDataset
 from torchvision import datasets
 
-from helpers.data import load_digits, split_tensors
+from helpers import vision
+from helpers.data import load_digits
 from helpers.downloads import OFFLINE_ENV, ONLINE_DATASETS, DatasetUnavailableError, torchvision_folder
 from helpers.shapes import draw_shape
 from helpers.vision import (
@@ -166,18 +167,37 @@ def test_missing_online_dataset_with_course_offline_fails_at_once(tmp_path, netw
     assert network_calls == []
 
 
-def test_the_data_set_names_are_the_offline_ones_then_torchvisions():
-    assert OFFLINE_DATASETS == ("digits", "shapes")
-    assert VISION_DATASETS == ("digits", "shapes", *ONLINE_DATASETS)
-    assert set(ONLINE_DATASETS) == {"fashion_mnist", "mnist", "cifar10"}
+def test_every_data_set_name_loads_offline_names_without_network_online_ones_through_their_class(
+    tmp_path, monkeypatch, network_calls
+):
+    opened = []
+
+    def fake_open(name, root, train, transform=None):
+        opened.append((name, train))
+        fake = datasets.FakeData(size=2, image_size=(1, 8, 8), num_classes=2, transform=transform)
+        fake.classes = ["a", "b"]  # as torchvision's classes have
+        return fake
+
+    monkeypatch.setattr(vision, "open_torchvision_dataset", fake_open)
+    for name in VISION_DATASETS:
+        data = load_image_dataset(name, tmp_path, image_size=8, images_per_class=2, limit=2)
+        assert len(data.X_train) == 2 and data.X_train.dtype == torch.float32, name
+    assert opened == [(name, train) for name in ONLINE_DATASETS for train in (True, False)]
+    assert network_calls == []
+    assert set(OFFLINE_DATASETS).isdisjoint(ONLINE_DATASETS)
 
 
-def test_digits_are_the_seeded_80_20_split_of_helpers_data():
+def test_digits_are_a_seeded_80_20_partition_of_every_digit():
+    X, y = load_digits()
     data = load_image_dataset("digits", Path("unused"), seed=3)
-    X_train, X_test, y_train, y_test = split_tensors(*load_digits(), test_fraction=0.2, seed=3)
     assert data.shape == (1, 8, 8) and data.classes == [str(d) for d in range(10)]
-    assert torch.equal(data.X_train, X_train) and torch.equal(data.y_test, y_test)
-    assert len(data.X_train) == 1438 and len(data.X_test) == 359
+    assert len(data.X_train) == 1438 and len(data.X_test) == 359  # 80/20 of 1797, rounded
+    pairs = [(*image, label) for image, label in zip(torch.cat([data.X_train, data.X_test]).flatten(1).tolist(),
+                                                      torch.cat([data.y_train, data.y_test]).tolist(), strict=True)]
+    assert sorted(pairs) == sorted((*image, label) for image, label in zip(X.flatten(1).tolist(), y.tolist(),
+                                                                           strict=True)), "each image once"
+    again, other = (load_image_dataset("digits", Path("unused"), seed=seed) for seed in (3, 4))
+    assert torch.equal(again.X_test, data.X_test) and not torch.equal(other.X_test, data.X_test)
     assert len(load_image_dataset("digits", Path("unused"), limit=7).X_test) == 7
 
 
