@@ -105,10 +105,10 @@ def link_solutions(app: Sphinx, doctree: nodes.document) -> None:
 
 
 def copy_mathjax(app: Sphinx, exception: Exception | None) -> None:
-    """MathJax's files (without translations) into ``_static/mathjax`` of the built site."""
+    """MathJax's files (without translations and speech maps) into ``_static/mathjax`` of the built site."""
     if exception is None and app.builder.format == "html":
         shutil.copytree(MATHJAX_SOURCE, Path(app.outdir) / "_static" / "mathjax", dirs_exist_ok=True,
-                        ignore=shutil.ignore_patterns("localization"))
+                        ignore=shutil.ignore_patterns("localization", "mathmaps"))
 
 
 def setup(app: Sphinx) -> None:
