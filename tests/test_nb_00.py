@@ -1,53 +1,91 @@
-"""Papermill runs of notebooks/00_fundamentals.ipynb: recorded values and parameter validation."""
+"""00_fundamentals through papermill: every claim of the prose on the committed run and on a learner's rerun
+with another seed, and the validation of its parameters."""
 
 from __future__ import annotations
 
-import pytest
-import torch
+import ast
+import json
+from typing import Any
 
-from tests.nbrun import assert_reproduces_committed, execute_expecting_error, execute_like_a_learner
+import pytest
+
+from helpers.params import ParameterError
+from tests.nbrun import claim_records, execute_expecting_error, execute_perturbed, notebook_path
 
 NAME = "00_fundamentals"
 
 
-@pytest.fixture
-def kernel_without_cuda(monkeypatch):
-    """The kernel inherits this environment: no GPU is visible to it, so the same cases run on every machine."""
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+def run_validation_cell(name: str, **overrides: Any) -> None:
+    """Run the imports and the ``check_params(...)`` call of notebook ``name``'s validation cell, without a
+    kernel, on its default parameters changed by ``overrides``: the bad values a kernel need not start for."""
+    from helpers.series import default_parameters
+
+    cells = json.loads(notebook_path(name).read_text(encoding="utf-8"))["cells"]
+    sources = ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
+    cell = next(text for text in sources if "check_params(" in text)
+    tree = ast.parse("\n".join(line for line in cell.splitlines() if not line.startswith("%")))
+    keep = [node for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))
+            or (isinstance(node, ast.Expr) and "check_params(" in ast.unparse(node))]
+    namespace = {**default_parameters(notebook_path(name)), **overrides}
+    exec(compile(ast.Module(body=keep, type_ignores=[]), name, "exec"), namespace)
+
+
+@pytest.fixture(scope="module")
+def perturbed(tmp_path_factory):
+    """A learner's rerun (machine's thread count, CPU) with another seed, and its runs folder."""
+    tmp_path = tmp_path_factory.mktemp("nb00")
+    return execute_perturbed(NAME, tmp_path), tmp_path / "runs"
+
+
+@pytest.fixture(scope="module", params=["committed", "perturbed"])
+def records(request):
+    return claim_records(request, NAME)
 
 
 @pytest.mark.notebook
-def test_default_run_like_a_learner_gives_the_committed_and_hand_checked_values(tmp_path, kernel_without_cuda):
-    # The defaults, at the machine's default thread count (SMOKE changes nothing in this notebook).
-    records = execute_like_a_learner(NAME, tmp_path)
-    assert_reproduces_committed(
-        NAME, records, ["autograd_grad", "hand_grad", "grad_w", "grad_b", "errors_caught"], band=1e-6)
+def test_autograd_matches_the_derivatives_by_hand(records):
     assert records["_headline"] == "autograd_grad"
     # f(x) = x**3 + 2x at x = 2: f'(2) = 3 * 4 + 2
     assert records["autograd_grad"] == records["hand_grad"] == 14.0
     # L = (2w + b - 1.7)**2 at w = 0.5, b = 0: dL/dw = 2 * (-0.7) * 2, dL/db = 2 * (-0.7)
     assert records["grad_w"] == pytest.approx(-2.8, abs=1e-5)
     assert records["grad_b"] == pytest.approx(-1.4, abs=1e-5)
-    assert records["seeded_draws_equal"] is True
-    # section 8: "(0.1 + 0.2) + 0.3" and "0.1 + (0.2 + 0.3)" differ, the reason for one_cpu_thread()
-    assert records["sum_order_matters"] is True
-    # shape, device, and two dtype mismatches: each must really raise
-    assert records["errors_caught"] == 4
-    # DEVICE = "auto" with CUDA hidden: Apple's GPU where there is one, else the CPU
-    assert records["device"] == ("mps" if torch.backends.mps.is_available() else "cpu")
-    assert (tmp_path / "runs").is_dir() and not any((tmp_path / "runs").iterdir())
 
 
 @pytest.mark.notebook
-def test_unavailable_device_stops_in_validation(tmp_path, kernel_without_cuda):
+def test_seeds_sums_and_errors_claims(records):
+    # "Same seed, same numbers", whichever the seed; the helpers give the hand-seeded draws
+    assert records["seeded_draws_equal"] is True
+    # section 8: "(0.1 + 0.2) + 0.3" and "0.1 + (0.2 + 0.3)" differ, the reason for one_cpu_thread()
+    assert records["sum_order_matters"] is True
+    # section 11: shape, device and two dtype mismatches, each really raised
+    assert records["errors_caught"] == 4
+    assert records["device"] == "cpu"  # the committed run and the perturbed rerun both run on the CPU
+
+
+@pytest.mark.notebook
+def test_rerun_writes_nothing(perturbed):
+    runs = perturbed[1]
+    assert runs.is_dir() and not any(runs.iterdir())  # "This notebook saves no files"
+
+
+@pytest.mark.notebook
+def test_unavailable_device_stops_in_validation(tmp_path, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # the kernel inherits it: the same case on a GPU machine
     error = execute_expecting_error(NAME, tmp_path, DEVICE="cuda")
     assert error.startswith("ParameterError: DEVICE = 'cuda' is not available on this machine: available here are ")
     assert "'cpu'" in error and "'cuda'" not in error.split("available here are ")[1]
     assert not (tmp_path / "runs").exists()
 
 
-@pytest.mark.notebook
-def test_negative_seed_stops_in_validation(tmp_path):
-    error = execute_expecting_error(NAME, tmp_path, SEED=-1)
-    assert error.startswith("ParameterError") and "SEED = -1" in error
-    assert not (tmp_path / "runs").exists()
+@pytest.mark.parametrize(("parameters", "message"), [
+    ({"SEED": -1}, "SEED = -1 is not allowed"),
+    ({"SMOKE": "yes"}, "SMOKE = 'yes' is not allowed"),
+])
+def test_bad_parameter_is_refused_by_the_validation_cell(parameters, message):
+    with pytest.raises(ParameterError, match=message):
+        run_validation_cell(NAME, **parameters)
+
+
+def test_validation_cell_accepts_the_defaults():
+    run_validation_cell(NAME)
