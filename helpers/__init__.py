@@ -6,7 +6,7 @@ it needs from the module that holds it, for example ``from helpers.engine import
 =============  ====================================================================
 module         what it holds (the notebook that introduces it)
 =============  ====================================================================
-device         choosing a device, waiting for it, seeds (00)
+device         choosing a device, waiting for it, seeds and random state (00, 06)
 params         checking notebook parameters and command-line options (00, 10)
 paths          where runs and data go (00)
 records        headline values that tests and ``make run`` read back (00)

@@ -9,25 +9,24 @@ A checkpoint is a dict of plain values and state dicts: ``model``,
 ``optimizer``, ``epoch``, ``config``, ``history`` and ``rng`` (the random
 number generators' states, including the training loader's shuffling
 generator and the CUDA device's), enough to resume training to the identical
-result. ``atomic_save`` and ``save_json`` are :mod:`helpers.atomic`'s, importable from here
-as 06_save_load and 10_going_further's solutions import them.
+result. ``atomic_save`` and ``save_json`` are :mod:`helpers.atomic`'s, ``get_rng_state`` and
+``set_rng_state`` :mod:`helpers.device`'s (the home of random state); all four are importable
+from here as 06_save_load and 10_going_further's solutions import them.
 """
 
 from __future__ import annotations
 
 import copy
 import pickle
-import random
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from helpers.atomic import SaveError, atomic_save, save_json
+from helpers.device import get_rng_state, set_rng_state
 
 __all__ = [
     "CHECKPOINT_KEYS", "CheckpointError", "CheckpointMismatchError", "CheckpointNotFoundError",
@@ -191,65 +190,6 @@ def _load_state(model: nn.Module, state: Any, path: str | Path) -> None:
         ) from None
 
 
-def get_rng_state(generator: torch.Generator | None = None, device: Device = None) -> dict[str, Any]:
-    """States of torch's CPU generator, the CUDA generator in use, Python's ``random``, NumPy's, and ``generator``.
-
-    ``"cuda"`` maps a CUDA device index to its generator's state. Only the
-    device that draws the random numbers is recorded: ``device`` when given
-    (nothing for ``"cpu"`` or ``"mps"``); without it, the current CUDA device
-    if CUDA is already in use. CUDA is never started just to save its state.
-    Python's and NumPy's states become plain lists and numbers, so
-    ``torch.load(weights_only=True)`` reads them back.
-    """
-    version, internal, gauss = random.getstate()
-    name, keys, pos, has_gauss, cached = np.random.get_state()
-    if device is not None:
-        device = torch.device(device)
-    elif torch.cuda.is_initialized():  # without a device: the current CUDA device, if CUDA is in use
-        device = torch.device("cuda")
-    cuda = {}
-    if device is not None and device.type == "cuda":
-        index = torch.cuda.current_device() if device.index is None else device.index
-        cuda = {index: torch.cuda.get_rng_state(index)}
-    return {
-        "torch": torch.get_rng_state(),
-        "cuda": cuda,
-        "python": [version, list(internal), gauss],
-        "numpy": [str(name), keys.tolist(), int(pos), int(has_gauss), float(cached)],
-        "generator": None if generator is None else generator.get_state(),
-    }
-
-
-def set_rng_state(state: dict[str, Any], generator: torch.Generator | None = None) -> None:
-    """Put back the states saved by :func:`get_rng_state` (tensors may have been mapped to any device).
-
-    A CUDA state for a device this machine lacks is skipped with a warning:
-    training goes on, but its random draws on the GPU differ from the original run.
-    """
-    torch.set_rng_state(state["torch"].cpu())
-    cuda = state["cuda"]
-    if isinstance(cuda, list):  # checkpoints before the device index was recorded: one state per GPU
-        cuda = dict(enumerate(cuda))
-    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    for index, cuda_state in cuda.items():
-        if index < count:
-            torch.cuda.set_rng_state(cuda_state.cpu(), index)
-        else:
-            warnings.warn(
-                f"the checkpoint holds the random state of cuda:{index}, and this machine has {count} CUDA "
-                "device(s): it is not restored, so random draws on the GPU (dropout) differ from the original "
-                "run and the resume is not bit-identical", stacklevel=2,
-            )
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    name, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((name, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
-    if generator is not None:
-        if state["generator"] is None:
-            raise CheckpointError("the checkpoint has no data loader generator state to restore")
-        generator.set_state(state["generator"].cpu())
-
-
 def save_checkpoint(
     path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer, epoch: int,
     config: dict[str, Any], history: list[dict[str, float]], generator: torch.Generator | None = None,
@@ -290,8 +230,11 @@ def restore_checkpoint(
 ) -> int:
     """Load model, optimizer and random states from ``checkpoint``; return the epoch to start from.
 
-    ``checkpoint`` is left unchanged, so it can be restored again.
+    ``checkpoint`` is left unchanged, so it can be restored again. Asked for a loader
+    ``generator`` that the checkpoint did not save, it restores nothing.
     """
+    if generator is not None and checkpoint["rng"]["generator"] is None:
+        raise CheckpointError("the checkpoint has no data loader generator state to restore")
     _load_state(model, checkpoint["model"], "the checkpoint")
     if optimizer is not None:  # a copy: the optimizer would otherwise update the checkpoint's tensors
         optimizer.load_state_dict(copy.deepcopy(checkpoint["optimizer"]))

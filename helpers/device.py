@@ -1,8 +1,15 @@
-"""Choosing a device, waiting for it, and seeding random number generators (introduced in 00_fundamentals)."""
+"""Choosing a device, waiting for it, and the random number generators (introduced in 00_fundamentals).
+
+The one home of random state: seeding (:func:`set_seed`, :func:`make_generator`, 00) and
+saving and restoring every generator's state for an exact resume (:func:`get_rng_state`,
+:func:`set_rng_state`, 06; :mod:`helpers.checkpoint` saves them in each checkpoint).
+"""
 
 from __future__ import annotations
 
 import random
+import warnings
+from typing import Any
 
 import numpy as np
 import torch
@@ -10,7 +17,8 @@ import torch
 from helpers.params import ParameterError
 
 __all__ = [
-    "DEVICE_CHOICES", "available_devices", "get_device", "make_generator", "one_cpu_thread", "set_seed", "synchronize",
+    "DEVICE_CHOICES", "available_devices", "get_device", "get_rng_state", "make_generator", "one_cpu_thread",
+    "set_rng_state", "set_seed", "synchronize",
 ]
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
@@ -79,6 +87,68 @@ def make_generator(seed: int) -> torch.Generator:
     generator = torch.Generator()
     generator.manual_seed(seed)
     return generator
+
+
+def get_rng_state(
+    generator: torch.Generator | None = None, device: str | torch.device | None = None
+) -> dict[str, Any]:
+    """States of torch's CPU generator, the CUDA generator in use, Python's ``random``, NumPy's, and ``generator``.
+
+    ``"cuda"`` maps a CUDA device index to its generator's state. Only the
+    device that draws the random numbers is recorded: ``device`` when given
+    (nothing for ``"cpu"`` or ``"mps"``); without it, the current CUDA device
+    if CUDA is already in use. CUDA is never started just to save its state.
+    Python's and NumPy's states become plain lists and numbers, so
+    ``torch.load(weights_only=True)`` reads them back.
+    """
+    version, internal, gauss = random.getstate()
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    if device is not None:
+        device = torch.device(device)
+    elif torch.cuda.is_initialized():  # without a device: the current CUDA device, if CUDA is in use
+        device = torch.device("cuda")
+    cuda = {}
+    if device is not None and device.type == "cuda":
+        index = torch.cuda.current_device() if device.index is None else device.index
+        cuda = {index: torch.cuda.get_rng_state(index)}
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": cuda,
+        "python": [version, list(internal), gauss],
+        "numpy": [str(name), keys.tolist(), int(pos), int(has_gauss), float(cached)],
+        "generator": None if generator is None else generator.get_state(),
+    }
+
+
+def set_rng_state(state: dict[str, Any], generator: torch.Generator | None = None) -> None:
+    """Put back the states saved by :func:`get_rng_state` (tensors may have been mapped to any device).
+
+    A CUDA state for a device this machine lacks is skipped with a warning:
+    training goes on, but its random draws on the GPU differ from the original run.
+    Asked for a ``generator`` that was not saved, it raises ``ValueError`` and restores nothing.
+    """
+    if generator is not None and state["generator"] is None:
+        raise ValueError("the saved state holds no generator state to restore: it was saved without one")
+    torch.set_rng_state(state["torch"].cpu())
+    cuda = state["cuda"]
+    if isinstance(cuda, list):  # checkpoints before the device index was recorded: one state per GPU
+        cuda = dict(enumerate(cuda))
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    for index, cuda_state in cuda.items():
+        if index < count:
+            torch.cuda.set_rng_state(cuda_state.cpu(), index)
+        else:
+            warnings.warn(
+                f"the checkpoint holds the random state of cuda:{index}, and this machine has {count} CUDA "
+                "device(s): it is not restored, so random draws on the GPU (dropout) differ from the original "
+                "run and the resume is not bit-identical", stacklevel=2,
+            )
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
+    if generator is not None:
+        generator.set_state(state["generator"].cpu())
 
 
 def synchronize(device: torch.device) -> None:

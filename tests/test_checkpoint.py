@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import builtins
+import copy
 import os
 import pickle
-import random
 import warnings
 from pathlib import Path
 
@@ -95,20 +95,6 @@ def test_checkpoint_is_plain_data_that_torch_load_reads_with_weights_only(digits
     assert all(t.device.type == "cpu" for t in load_checkpoint(tmp_path / "c.pt", "cpu")["model"].values())
 
 
-def test_rng_states_round_trip_through_a_file(tmp_path):
-    generator = torch.Generator().manual_seed(3)
-    random.gauss(0, 1), np.random.randn()  # leave a cached Gaussian in both states
-    torch.save(get_rng_state(generator), tmp_path / "rng.pt")
-
-    def draw():
-        return (random.random(), random.gauss(0, 1), float(np.random.randn()), torch.rand(3).tolist(),
-                torch.randint(100, (3,), generator=generator).tolist())
-
-    first = draw()
-    set_rng_state(torch.load(tmp_path / "rng.pt", weights_only=True), generator)
-    assert draw() == first
-
-
 class FakeCuda:
     """A machine with ``count`` CUDA devices as torch.cuda reports them; nothing runs on a GPU."""
 
@@ -158,6 +144,23 @@ def test_restoring_without_the_saved_gpu_warns_that_the_resume_differs(monkeypat
         warnings.simplefilter("error")
         set_rng_state(state)
     assert cuda.restored[1] in ([1, 7], [0, 7])
+
+
+def test_random_state_has_one_home_and_checkpoint_reexports_it():
+    import helpers.device
+
+    assert get_rng_state is helpers.device.get_rng_state and set_rng_state is helpers.device.set_rng_state
+
+
+def test_restore_asked_for_a_loader_generator_it_did_not_save_changes_nothing(digits, tmp_path):
+    model, optimizer, train_loader, _ = build(digits)
+    save_checkpoint(tmp_path / "c.pt", model, optimizer, 1, CONFIG, [])  # no generator given
+    fresh, fresh_optimizer, fresh_loader, _ = build(digits, seed=7)
+    before, torch_state = copy.deepcopy(fresh.state_dict()), torch.get_rng_state()
+    with pytest.raises(CheckpointError, match=r"^the checkpoint has no data loader generator state to restore$"):
+        restore_checkpoint(load_checkpoint(tmp_path / "c.pt"), fresh, fresh_optimizer, fresh_loader.generator)
+    assert all(torch.equal(before[k], v) for k, v in fresh.state_dict().items())
+    assert torch.equal(torch.get_rng_state(), torch_state)
 
 
 def test_restoring_a_gpu_state_on_a_cpu_only_machine_warns(monkeypatch):

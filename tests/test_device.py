@@ -1,4 +1,4 @@
-"""helpers.device: the cuda > mps > cpu choice (with availability faked, so every case runs everywhere) and seeding."""
+"""helpers.device: the cuda > mps > cpu choice (availability faked, so every case runs everywhere) and random state."""
 
 import os
 import random
@@ -9,8 +9,17 @@ import numpy as np
 import pytest
 import torch
 
+import helpers.checkpoint
 import helpers.device
-from helpers.device import available_devices, get_device, make_generator, set_seed, synchronize
+from helpers.device import (
+    available_devices,
+    get_device,
+    get_rng_state,
+    make_generator,
+    set_rng_state,
+    set_seed,
+    synchronize,
+)
 from helpers.params import ParameterError
 
 
@@ -122,6 +131,37 @@ def test_generator_is_independent_of_global_state():
     torch.manual_seed(99)
     torch.rand(10)
     assert torch.equal(torch.rand(4, generator=make_generator(3)), expected)
+
+
+def test_random_state_lives_here_only():
+    homes = {f.__module__ for f in (set_seed, make_generator, get_rng_state, set_rng_state)}
+    assert homes == {"helpers.device"}
+    random_names = {"set_seed", "make_generator", "get_rng_state", "set_rng_state"}
+    assert {name for name in helpers.checkpoint.__all__ if name in random_names} == {"get_rng_state", "set_rng_state"}
+    assert helpers.checkpoint.get_rng_state is get_rng_state  # a re-export for 06_save_load, not a second copy
+
+
+def test_rng_states_round_trip_through_a_file(tmp_path):
+    generator = torch.Generator().manual_seed(3)
+    random.gauss(0, 1), np.random.randn()  # leave a cached Gaussian in both states
+    torch.save(get_rng_state(generator), tmp_path / "rng.pt")
+
+    def draw():
+        return (random.random(), random.gauss(0, 1), float(np.random.randn()), torch.rand(3).tolist(),
+                torch.randint(100, (3,), generator=generator).tolist())
+
+    first = draw()
+    set_rng_state(torch.load(tmp_path / "rng.pt", weights_only=True), generator)
+    assert draw() == first
+
+
+def test_restoring_a_generator_that_was_not_saved_restores_nothing():
+    state = get_rng_state()  # no generator
+    torch.rand(3)
+    moved = torch.get_rng_state()
+    with pytest.raises(ValueError, match=r"^the saved state holds no generator state to restore"):
+        set_rng_state(state, torch.Generator())
+    assert torch.equal(torch.get_rng_state(), moved)
 
 
 def test_one_cpu_thread_pins_torch_and_the_blas_pools():
