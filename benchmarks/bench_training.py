@@ -36,7 +36,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from helpers.data import InMemoryLoader, TensorPairDataset, load_digits, make_loaders, split_tensors
+from helpers.data import InMemoryLoader, TensorPairDataset, load_data, make_loaders
 from helpers.device import get_device, make_generator, set_seed, synchronize
 from helpers.engine import fit
 from helpers.models import MLP, TinyVGG, count_parameters
@@ -428,8 +428,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    images, labels = load_digits()
-    X_train, X_test, y_train, y_test = split_tensors(images, labels, test_fraction=0.2, seed=args.seed)
+    X_train, X_test, y_train, y_test = load_data("digits", args.seed)
     if args.tiny:  # a short last batch, as in the full set: with an exact multiple of the batch size,
         # Lightning (2.6.6) shuffles epoch 2 onwards differently from a plain loop over the same DataLoader
         X_train, y_train, X_test, y_test = X_train[:250], y_train[:250], X_test[:120], y_test[:120]

@@ -30,7 +30,7 @@ from torch.utils.data import Dataset, Subset
 from torchvision import datasets
 from torchvision.transforms import v2
 
-from helpers.data import DIGIT_CLASSES, load_digits, split_tensors
+from helpers.data import DIGIT_CLASSES, load_data
 from helpers.downloads import ONLINE_DATASETS, open_torchvision_dataset
 from helpers.shapes import make_shapes, shapes_folder
 from helpers.staging import replace_folder
@@ -329,7 +329,7 @@ def load_image_dataset(
 ) -> ImageData:
     """The image set ``name`` (one of :data:`VISION_DATASETS`) as in-memory tensors.
 
-    ``digits`` is split 80/20 with ``seed``; ``shapes`` is generated under
+    ``digits`` is :func:`helpers.data.load_data`'s 80/20 split with ``seed``; ``shapes`` is generated under
     ``root/shapes_<size>px_<n>each_test0.25_seed<seed>`` (``images_per_class`` images of
     ``image_size`` pixels, a quarter kept for testing; :func:`helpers.shapes.shapes_folder`) and read
     with ``ImageFolder``; the online sets use torchvision's classes under ``root``. ``limit``
@@ -338,7 +338,7 @@ def load_image_dataset(
     if name not in VISION_DATASETS:
         raise ValueError(f"unknown image data set {name!r}: choose one of {', '.join(VISION_DATASETS)}")
     if name == "digits":
-        X_train, X_test, y_train, y_test = split_tensors(*load_digits(), test_fraction=0.2, seed=seed)
+        X_train, X_test, y_train, y_test = load_data("digits", seed)
         return ImageData(X_train[:limit], y_train[:limit], X_test[:limit], y_test[:limit],
                          list(DIGIT_CLASSES))
     if name == "shapes":

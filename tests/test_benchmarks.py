@@ -15,7 +15,7 @@ import sys
 import pytest
 import torch
 
-from helpers.data import TensorPairDataset
+from helpers.data import TensorPairDataset, load_digits
 from helpers.paths import PROJECT_ROOT
 
 SCRIPT = PROJECT_ROOT / "benchmarks" / "bench_training.py"
@@ -42,7 +42,7 @@ def table_rows(output, model_name):
 
 def small_work(epochs):
     """The MLP on 100 training and 50 test digits: enough for every contender to run in a blink."""
-    images, labels = bench.load_digits()
+    images, labels = load_digits()
     torch.manual_seed(0)
     return bench.Work(bench.MODELS["MLP"](), images[:100], labels[:100], images[100:150], labels[100:150],
                       batch_size=32, learning_rate=0.003, epochs=epochs, seed=0, device=torch.device("cpu"))
@@ -193,3 +193,19 @@ def test_bad_options_stop_with_a_message(argv, message, capsys):
     with pytest.raises(SystemExit) as stopped:
         bench.parse_args(argv)
     assert stopped.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_the_benchmark_trains_on_the_digits_split_of_load_data(monkeypatch):
+    class SplitTaken(Exception):
+        pass
+
+    calls = []
+
+    def spy(name, seed):
+        calls.append((name, seed))
+        raise SplitTaken  # stop before any training
+
+    monkeypatch.setattr(bench, "load_data", spy)
+    with pytest.raises(SplitTaken):
+        bench.main(["--tiny", "--device", "cpu", "--seed", "5"])
+    assert calls == [("digits", 5)]

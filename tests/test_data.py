@@ -1,3 +1,5 @@
+import hashlib
+
 import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
@@ -5,6 +7,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from helpers.data import (
     InMemoryLoader,
     TensorPairDataset,
+    load_data,
     load_digits,
     make_line,
     make_loaders,
@@ -54,6 +57,51 @@ def test_split_is_seeded_disjoint_and_complete():
     assert sorted(torch.cat([y_train, y_test]).tolist()) == list(range(100))
     assert torch.equal(split_tensors(X, y, 0.25, seed=3)[3], y_test)
     assert not torch.equal(split_tensors(X, y, 0.25, seed=4)[3], y_test)
+
+
+# The first test and training labels and a digest of each split, as the split was made before it had one
+# home (load_data, vision and the benchmark each called split_tensors): a changed split changes them.
+DIGITS_SPLITS = {
+    0: ([6, 5, 5, 7, 9, 9, 8, 4, 6, 8, 6, 0], [7, 7, 1, 9, 8, 5, 0, 4, 5, 6, 5, 8],
+        "2bcbe2b4ac134a6b", "80916c7b7a28a644"),
+    42: ([3, 9, 6, 9, 2, 1, 1, 3, 2, 1, 7, 3], [4, 9, 2, 2, 5, 4, 4, 9, 8, 5, 1, 4],
+         "fb2e31d8c66ebd3a", "2bd00d759494c161"),
+}
+
+
+def digest(X: torch.Tensor, y: torch.Tensor) -> str:
+    return hashlib.sha256(X.numpy().tobytes() + y.numpy().tobytes()).hexdigest()[:16]
+
+
+@pytest.mark.parametrize("seed", sorted(DIGITS_SPLITS))
+def test_the_digits_split_is_the_same_as_before_for_the_same_seed(seed):
+    X_train, X_test, y_train, y_test = load_data("digits", seed)
+    test_labels, train_labels, test_digest, train_digest = DIGITS_SPLITS[seed]
+    assert (len(X_train), len(X_test)) == (1438, 359)  # 80/20 of 1,797, rounded
+    assert y_test[:12].tolist() == test_labels and y_train[:12].tolist() == train_labels
+    assert digest(X_test, y_test) == test_digest and digest(X_train, y_train) == train_digest
+    same = split_tensors(*load_digits(), test_fraction=0.2, seed=seed)  # what 03_train writes out by hand
+    assert all(torch.equal(a, b) for a, b in zip((X_train, X_test, y_train, y_test), same, strict=True))
+
+
+def test_the_image_sets_take_the_digits_split_from_load_data(monkeypatch, tmp_path):
+    import helpers.vision
+
+    calls = []
+
+    def spy(name, seed):
+        calls.append((name, seed))
+        return load_data(name, seed)
+
+    monkeypatch.setattr(helpers.vision, "load_data", spy)
+    data = helpers.vision.load_image_dataset("digits", tmp_path, seed=42)
+    assert calls == [("digits", 42)]
+    assert torch.equal(data.y_test, load_data("digits", 42)[3])
+
+
+def test_load_data_refuses_an_unknown_set():
+    with pytest.raises(ValueError, match=r"^unknown data set 'mnist': choose one of digits$"):
+        load_data("mnist", 0)
 
 
 def test_split_refuses_mismatched_lengths():
