@@ -65,15 +65,6 @@ def make_train_loader(data: TensorPairDataset, batch_size: int, rank: int, world
     return DataLoader(data, batch_size=local_batch, sampler=sampler, drop_last=True), sampler
 
 
-def _average(metrics: dict[str, float], device: torch.device) -> dict[str, float]:
-    """The mean of each value over all processes (equal example counts, so exact per-example means)."""
-    if not dist.is_initialized():
-        return metrics
-    values = torch.tensor(list(metrics.values()), dtype=torch.float64, device=device)
-    dist.all_reduce(values)  # sum over processes
-    return dict(zip(metrics, (values / dist.get_world_size()).tolist(), strict=True))
-
-
 def train(
     dataset: str, model_name: str, hidden_units: int, epochs: int, batch_size: int, lr: float, seed: int,
     device: torch.device, rank: int = 0, world_size: int = 1, verbose: bool = True,
@@ -98,8 +89,8 @@ def train(
     history: list[dict[str, float]] = []
     for epoch in range(1, epochs + 1):
         sampler.set_epoch(epoch)  # a new shuffle each epoch, the same in every process
-        metrics = {"epoch": epoch, **_average(train_one_epoch(train_model, train_loader, loss_fn, optimizer,
-                                                              device), device)}
+        # under DDP, train_one_epoch adds up the sums of all processes: the average over every example
+        metrics = {"epoch": epoch, **train_one_epoch(train_model, train_loader, loss_fn, optimizer, device)}
         if rank == 0:
             metrics.update(evaluate(model, test_loader, loss_fn, device))
             history.append(metrics)

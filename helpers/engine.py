@@ -18,6 +18,11 @@ equal to ``ignore_index`` weighs 0, and the loss is the weighted sum over the to
 
 Accuracy is the fraction in [0, 1] of labelled (not ignored) examples whose largest output is the
 label, computed only when the targets are class labels (1-D integers) and the outputs are 2-D.
+
+A model wrapped in ``DistributedDataParallel`` (10_going_further) means that every process sees its
+own share of the data: the sums are then added over all processes before dividing, so every process
+gets the same exact average over all the examples, whatever the shares' sizes. Every process must
+then call the function; the unwrapped ``model.module`` keeps the average to one process's data.
 """
 
 from __future__ import annotations
@@ -31,8 +36,10 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 from PIL import Image
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.std import tqdm
 
 __all__ = ["EpochHook", "evaluate", "fit", "format_epoch", "predict", "predict_image", "train_one_epoch"]
@@ -54,10 +61,12 @@ class _Totals:
     """Running sums for the exact averages, kept on the device and read once at the end of the epoch.
 
     Reading a number from a GPU (``.item()``) makes Python wait until the GPU has caught up, so the
-    sums stay tensors and the loop never waits for them.
+    sums stay tensors and the loop never waits for them. For a ``DistributedDataParallel`` model the
+    sums are added over the processes at the end (the one place of the per-example average).
     """
 
-    def __init__(self, loss_fn: Callable[..., torch.Tensor], device: torch.device) -> None:
+    def __init__(self, loss_fn: Callable[..., torch.Tensor], device: torch.device, model: nn.Module) -> None:
+        self.across_processes = isinstance(model, DistributedDataParallel)  # each process has a share of the data
         self.mean = _check_reduction(loss_fn) == "mean"
         self.loss_fn = loss_fn
         self.class_weights = isinstance(loss_fn, (nn.CrossEntropyLoss, nn.NLLLoss))  # their mean is weighted
@@ -92,7 +101,18 @@ class _Totals:
         else:
             self.classes = False
 
+    def _add_other_processes(self) -> None:
+        """Add every process's sums to this one's: all processes then hold the totals over all the data."""
+        floats = torch.stack([self.loss_sum, self.weight_sum])
+        counts = torch.stack([self.correct, self.labelled, torch.tensor(self.count, device=self.correct.device)])
+        dist.all_reduce(floats)  # a sum over the processes
+        dist.all_reduce(counts)
+        self.loss_sum, self.weight_sum = floats
+        self.correct, self.labelled, self.count = counts[0], counts[1], int(counts[2])
+
     def result(self, prefix: str) -> dict[str, float]:
+        if self.across_processes:
+            self._add_other_processes()
         if self.count == 0:
             raise ValueError("the loader gave no batches: is the data set empty?")
         loss_sum, weight_sum = torch.stack([self.loss_sum, self.weight_sum]).tolist()  # the epoch's one wait
@@ -111,7 +131,7 @@ def train_one_epoch(
 
     Raises ``ValueError`` before any step if ``loss_fn`` does not reduce a batch to one number.
     """
-    totals = _Totals(loss_fn, device)
+    totals = _Totals(loss_fn, device, model)
     model.train()
     for X, y in loader:
         X, y = X.to(device), y.to(device)
@@ -128,7 +148,7 @@ def evaluate(
     model: nn.Module, loader: Batches, loss_fn: nn.Module, device: torch.device, prefix: str = "test"
 ) -> dict[str, float]:
     """Loss (and accuracy) over ``loader`` in eval mode without gradients; parameters stay untouched."""
-    totals = _Totals(loss_fn, device)
+    totals = _Totals(loss_fn, device, model)
     model.eval()
     with torch.inference_mode():
         for X, y in loader:

@@ -7,8 +7,10 @@ import warnings
 
 import pytest
 import torch
+import torch.distributed as dist
 from torch import nn
 from torch.nn import functional as F
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, TensorDataset
 
 from helpers import engine
@@ -323,3 +325,53 @@ def test_an_epoch_waits_for_the_gpu_only_at_its_end():
 
     synchronisations(100)  # warm-up: first calls may initialise libraries
     assert synchronisations(100) == synchronisations(10)  # 3 or 30 batches: the same few reads at the end
+
+
+def _one_of_two_processes(rank: int, port: int, out: str) -> None:
+    """Process ``rank`` of two, each with its own unequal share (3 and 5 examples) of the same 8 examples."""
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    try:
+        X, y = classification_data(n=8)
+        share = slice(0, 3) if rank == 0 else slice(3, 8)
+        loader = DataLoader(TensorDataset(X[share], y[share]), batch_size=2 if rank == 0 else 3)  # 2 steps each
+        torch.manual_seed(0)
+        model = nn.Linear(4, 3)
+        ddp = DistributedDataParallel(model)
+        optimizer = torch.optim.SGD(ddp.parameters(), lr=0.0)  # no change: train_loss is the loss of these weights
+        results = {"train": train_one_epoch(ddp, loader, nn.CrossEntropyLoss(), optimizer, CPU),
+                   "eval": evaluate(ddp, loader, nn.CrossEntropyLoss(), CPU),
+                   "own_share": evaluate(model, loader, nn.CrossEntropyLoss(), CPU)}
+        torch.save(results, f"{out}/rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_under_ddp_every_process_gets_the_exact_average_over_all_examples(tmp_path, monkeypatch):
+    import multiprocessing
+    import socket
+
+    if sys.platform.startswith("linux"):
+        monkeypatch.setenv("GLOO_SOCKET_IFNAME", "lo")  # the children inherit it: gloo talks over loopback only
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    context = multiprocessing.get_context("spawn")
+    processes = [context.Process(target=_one_of_two_processes, args=(rank, port, str(tmp_path))) for rank in (0, 1)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=120)
+        if process.is_alive():
+            process.kill()
+    assert [process.exitcode for process in processes] == [0, 0]
+
+    torch.manual_seed(0)
+    X, y = classification_data(n=8)
+    expected = evaluate(nn.Linear(4, 3), DataLoader(TensorDataset(X, y), batch_size=8), nn.CrossEntropyLoss(), CPU)
+    ranks = [torch.load(tmp_path / f"rank{rank}.pt", weights_only=True) for rank in (0, 1)]
+    for results in ranks:
+        assert results["train"]["train_loss"] == pytest.approx(expected["test_loss"], abs=1e-6)
+        assert results["train"]["train_acc"] == expected["test_acc"]
+        assert results["eval"] == pytest.approx(expected, abs=1e-6)
+    mean_of_means = (ranks[0]["own_share"]["test_loss"] + ranks[1]["own_share"]["test_loss"]) / 2
+    assert mean_of_means != pytest.approx(expected["test_loss"], abs=1e-3)  # what averaging the processes would give
