@@ -1,6 +1,8 @@
-"""07_computer_vision through papermill: a learner's default run (the committed numbers and every claim of the
-prose), smoke runs on both offline sets, FashionMNIST end to end from files on disk, an online set offline, a
-bad name."""
+"""07_computer_vision through papermill: every claim of the prose on the committed run and on a learner's rerun
+with another seed set (whose accuracies must lie within the measured spread), smoke runs on both offline sets,
+FashionMNIST end to end from files on disk, an online set offline, and bad values through the notebook's own
+validation cell (without a kernel). Timings are printed by the notebook but not asserted: they change with the
+machine and its load."""
 
 from __future__ import annotations
 
@@ -12,25 +14,40 @@ import numpy as np
 import pytest
 from torchvision.datasets import FashionMNIST
 
-from tests.nbrun import assert_reproduces_committed, execute, execute_expecting_error, execute_like_a_learner
+from helpers.params import ParameterError
+from helpers.shapes import shapes_folder
+from tests.nbrun import (
+    assert_within_spread,
+    claim_records,
+    execute,
+    execute_expecting_error,
+    execute_perturbed,
+    notebook_path,
+)
 from tests.test_vision import write_mnist_like
 
 pytestmark = pytest.mark.notebook
 
 NAME = "07_computer_vision"
 MODELS = ["linear", "mlp", "tinyvgg"]
-SHAPES = "shapes_16px_30each"  # SMOKE: 30 generated 16x16 images per class, a quarter of them for testing
+SHAPES = shapes_folder(Path(), 30, 16, seed=42).name  # SMOKE: 30 generated 16x16 images per class, a quarter to test
 ESTIMATE_LINE = "training steps for each of 3 models: about"
+DIGITS_TEST_IMAGE = 1 / 359  # one of the 359 digits test images: an accuracy's smallest step
 
 
 def comparison(tmp_path: Path) -> dict:
     return json.loads((tmp_path / "runs" / "comparison.json").read_text())
 
 
-def printed(tmp_path: Path) -> str:
-    """Everything the executed notebook printed."""
-    cells = json.loads((tmp_path / f"{NAME}.out.ipynb").read_text(encoding="utf-8"))["cells"]
+def printed_by(path: Path) -> str:
+    """Everything an executed notebook printed."""
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
     return "".join("".join(output.get("text", "")) for cell in cells for output in cell.get("outputs", []))
+
+
+def printed(tmp_path: Path) -> str:
+    """Everything the notebook executed in ``tmp_path`` printed."""
+    return printed_by(tmp_path / f"{NAME}.out.ipynb")
 
 
 def by_model(rows: list[dict], key: str) -> dict[str, list]:
@@ -42,64 +59,71 @@ def n_test_images(tmp_path: Path) -> int:
     return len(list((tmp_path / "data" / SHAPES / "test").glob("*/*.png")))
 
 
-# A learner's default run ----------------------------------------------------------------------------------------
+# The committed run and a learner's rerun with another seed set -------------------------------------------------
 
 @pytest.fixture(scope="module")
-def learner_run(tmp_path_factory) -> tuple[dict, Path]:
-    """One run at the defaults and the machine's default thread count, on the CPU the committed run used."""
+def perturbed(tmp_path_factory) -> tuple[dict, Path]:
+    """A learner's rerun (machine's thread count, CPU) with another seed set, and its folder."""
     tmp_path = tmp_path_factory.mktemp("nb07")
-    return execute_like_a_learner(NAME, tmp_path, DEVICE="cpu"), tmp_path
+    return execute_perturbed(NAME, tmp_path), tmp_path
 
 
-def test_default_run_gives_the_committed_numbers(learner_run):
-    records, _ = learner_run
-    assert_reproduces_committed(NAME, records, [
+@pytest.fixture(scope="module", params=["committed", "perturbed"])
+def records(request) -> dict:
+    return claim_records(request, NAME)
+
+
+@pytest.fixture(scope="module", params=["committed", "perturbed"])
+def text(request) -> str:
+    if request.param == "committed":
+        return printed_by(notebook_path(NAME))
+    return printed(request.getfixturevalue("perturbed")[1])
+
+
+def test_rerun_with_other_seeds_lies_within_the_measured_spread(perturbed):
+    assert_within_spread(NAME, perturbed[0], [
         "cnn_test_acc", "mlp_test_acc", "linear_test_acc", "shapes_cnn_test_acc", "shapes_mlp_test_acc",
-        "shapes_linear_test_acc", "long_mlp_test_first", "long_mlp_test_last",
-    ])
+        "shapes_linear_test_acc", "long_mlp_test_last",
+    ], floor=DIGITS_TEST_IMAGE)
 
 
-def test_digits_claims(learner_run):
-    records, tmp_path = learner_run
+def test_digits_claims(records):
     assert (records["dataset"], records["epochs"], records["seeds"]) == ("digits", 10, 3)
     accuracy = [records["linear_test_acc"], records["mlp_test_acc"], records["cnn_test_acc"]]
-    # "close together, their means within about three points", while on shapes the gap is tens of points
-    assert max(accuracy) - min(accuracy) < 0.04
+    # "close together, their means within a few points", while on shapes the gap is tens of points
+    assert max(accuracy) - min(accuracy) < 0.08
     assert records["shapes_cnn_test_acc"] - records["shapes_mlp_test_acc"] > 3 * (max(accuracy) - min(accuracy))
-    assert records["linear_test_acc"] > 0.9  # "right more than nine times in ten"
-    assert 1 <= records["largest_confusion"] <= 3  # "only a couple of mistakes each"
-    assert len(comparison(tmp_path)["rows"]) == 3 * 3  # every model, every seed
+    assert records["linear_test_acc"] > 0.88  # "right about nine times in ten or more"
+    assert 1 <= records["largest_confusion"] <= 5  # "the largest cells hold only a few mistakes each"
 
 
-def test_shapes_claims(learner_run):
-    records, tmp_path = learner_run
-    accuracy = by_model(comparison(tmp_path)["shapes_rows"], "test_acc")
-    for cnn, mlp, linear in zip(accuracy["tinyvgg"], accuracy["mlp"], accuracy["linear"], strict=True):
-        assert cnn - mlp > 0.2 and cnn - linear > 0.2  # far behind the CNN on every seed, ...
-    # ... "more than 30 points" in the mean, "where the seeds differ by about a point"
-    assert records["shapes_cnn_test_acc"] - max(records["shapes_mlp_test_acc"], records["shapes_linear_test_acc"]) > 0.3
-    assert max(np.std(values, ddof=1) for values in accuracy.values()) < 0.03
-    # the MLP trained three times as long still improves, more on its training images than on the test
-    # images, and stays far behind the CNN's 10-epoch mean
-    assert records["long_mlp_test_last"] > records["long_mlp_test_first"]
-    train_gain = records["long_mlp_train_last"] - records["long_mlp_train_first"]
-    assert train_gain > records["long_mlp_test_last"] - records["long_mlp_test_first"]
+def test_shapes_claims(records):
+    # "by about 30 points" in the mean, "far more than the seeds differ" (the ± column)
+    lead = records["shapes_cnn_test_acc"] - max(records["shapes_mlp_test_acc"], records["shapes_linear_test_acc"])
+    assert 0.22 < lead < 0.4
+    assert records["shapes_max_std"] < 0.04 and lead > 7 * records["shapes_max_std"]
+    # the MLP trained three times as long "still improves, slowly", and stays far behind the CNN's 10-epoch mean
+    assert records["long_mlp_test_last"] - records["long_mlp_test_first"] > 0.02
+    assert records["long_mlp_train_last"] > records["long_mlp_train_first"]
     assert records["long_mlp_test_last"] < records["shapes_cnn_test_acc"] - 0.1
 
 
-def test_size_and_time_claims(learner_run):
-    records, tmp_path = learner_run
+def test_torchvision_data_set_through_a_data_loader(text):
+    """FakeData with the v2 pipeline as its per-item transform, read in shuffled batches by a DataLoader."""
+    assert "one item:  tv_tensors.Image (3, 16, 16) torch.float32, label int" in text
+    assert "one batch: images (16, 3, 16, 16) torch.float32, labels (16,) torch.int64" in text
+    assert "4 batches of 16 make one epoch of 64 pictures" in text
+
+
+def test_size_claims(perturbed):
+    _, tmp_path = perturbed
     summary = comparison(tmp_path)
     digits, shapes = (by_model(summary[key], "parameters") for key in ("rows", "shapes_rows"))
     # on 8x8 digits the linear model and the MLP are the smaller ones; on 16x16 shapes the MLP is larger
     assert digits["linear"][0] < digits["mlp"][0] < digits["tinyvgg"][0]
     assert shapes["mlp"][0] > shapes["tinyvgg"][0]
-    for key in ("rows", "shapes_rows"):  # "on a CPU the CNN is the slowest", in the mean over the seeds
-        seconds = {name: np.mean(values) for name, values in by_model(summary[key], "seconds").items()}
-        assert seconds["tinyvgg"] > max(seconds["linear"], seconds["mlp"]), key
-    # the estimate from a few timed steps is of the order of the measured training time
-    assert 0.2 < records["estimate_s"] / records["train_s"] < 5
-    assert ESTIMATE_LINE in printed(tmp_path)
+    assert len(summary["rows"]) == len(summary["shapes_rows"]) == 3 * 3  # every model, every seed
+    assert ESTIMATE_LINE in printed(tmp_path)  # the estimate before training (its accuracy is not tested: timing)
 
 
 # Smoke runs -----------------------------------------------------------------------------------------------------
@@ -209,8 +233,26 @@ def test_online_dataset_offline_stops_with_one_clear_message(tmp_path, refused_p
     assert not (tmp_path / "runs" / "comparison.json").exists()
 
 
-def test_unknown_dataset_stops_in_validation_before_writing(tmp_path):
-    error = execute_expecting_error(NAME, tmp_path, SMOKE=True, DATASET="svhn")
-    assert error.startswith("ParameterError: DATASET = 'svhn' is not allowed: choose one of 'digits', "
-                            "'shapes', 'fashion_mnist', 'mnist', 'cifar10'.")
+def validate(**parameters) -> None:
+    """Run the notebook's parameters cell, then ``parameters``, then its validation cell, in this process
+    (without the line that sets the thread count and the matplotlib magic)."""
+    cells = json.loads(notebook_path(NAME).read_text(encoding="utf-8"))["cells"]
+    code = ["".join(cell["source"]) for cell in cells if cell["cell_type"] == "code"]
+    namespace: dict = {}
+    exec(code[0], namespace)  # the parameters cell
+    namespace.update(parameters)
+    exec("\n".join(line for line in code[1].splitlines() if "one_cpu_thread()" not in line
+                   and not line.startswith("%")), namespace)
+
+
+@pytest.mark.parametrize(("parameters", "message"), [
+    ({"DATASET": "svhn"}, "DATASET = 'svhn' is not allowed: choose one of 'digits', 'shapes', 'fashion_mnist', "
+                          "'mnist', 'cifar10'."),
+    ({"SEEDS": 0}, "SEEDS = 0 is not allowed: must be a whole number greater than 0"),
+    ({"IMAGE_SIZE": "big"}, "IMAGE_SIZE = 'big' is not allowed"),
+], ids=["dataset", "seeds", "image_size"])
+def test_validation_cell_refuses_bad_values(tmp_path, parameters, message):
+    with pytest.raises(ParameterError) as error:
+        validate(RUNS_DIR=str(tmp_path / "runs"), DATA_DIR=str(tmp_path / "data"), **parameters)
+    assert message in str(error.value)
     assert not (tmp_path / "runs").exists() and not (tmp_path / "data").exists()
