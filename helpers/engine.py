@@ -58,11 +58,13 @@ def _check_reduction(loss_fn: Callable[..., torch.Tensor]) -> str:
 
 
 class _Totals:
-    """Running sums for the exact averages, kept on the device and read once at the end of the epoch.
+    """Running sums for the exact averages, read once at the end of the epoch.
 
-    Reading a number from a GPU (``.item()``) makes Python wait until the GPU has caught up, so the
-    sums stay tensors and the loop never waits for them. For a ``DistributedDataParallel`` model the
-    sums are added over the processes at the end (the one place of the per-example average).
+    Reading a number from a GPU (``.item()``) makes Python wait until the GPU has caught up, so there the
+    sums stay tensors on the device and the loop never waits for them. On the CPU nothing waits, and a
+    few small tensor operations per batch cost more than the numbers themselves: the sums are Python
+    numbers (float64, as the tensors are). For a ``DistributedDataParallel`` model the sums are tensors
+    and are added over the processes at the end (the one place of the per-example average).
     """
 
     def __init__(self, loss_fn: Callable[..., torch.Tensor], device: torch.device, model: nn.Module) -> None:
@@ -71,13 +73,18 @@ class _Totals:
         self.loss_fn = loss_fn
         self.class_weights = isinstance(loss_fn, (nn.CrossEntropyLoss, nn.NLLLoss))  # their mean is weighted
         device = torch.device(device)
+        self.on_host = device.type == "cpu" and not self.across_processes  # Python numbers: no wait to avoid
         dtype = torch.float32 if device.type == "mps" else torch.float64  # MPS has no float64: float32 there
-        self.loss_sum = torch.zeros((), dtype=dtype, device=device)
-        self.weight_sum = torch.zeros((), dtype=dtype, device=device)  # examples, or class weights of kept targets
-        self.correct = torch.zeros((), dtype=torch.int64, device=device)
-        self.labelled = torch.zeros((), dtype=torch.int64, device=device)  # targets that are not ignored
+        self.loss_sum: torch.Tensor | float = 0.0 if self.on_host else torch.zeros((), dtype=dtype, device=device)
+        self.weight_sum: torch.Tensor | float = 0.0 if self.on_host else torch.zeros((), dtype=dtype, device=device)
+        self.correct: torch.Tensor | int = 0 if self.on_host else torch.zeros((), dtype=torch.int64, device=device)
+        self.labelled: torch.Tensor | int = 0 if self.on_host else torch.zeros((), dtype=torch.int64, device=device)
         self.count = 0  # examples seen: len(y) is known without waiting for the device
         self.classes = True
+
+    def _value(self, number: torch.Tensor | int) -> torch.Tensor | int | float:
+        """``number`` as the sums hold it: a Python number on the CPU, the tensor itself elsewhere."""
+        return number.item() if self.on_host and isinstance(number, torch.Tensor) else number
 
     def add(self, loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
         self.count += len(y)
@@ -91,12 +98,15 @@ class _Totals:
                 weight = (self.loss_fn.weight[torch.where(kept, y, 0)] * kept).sum()
         else:
             weight = len(y)
-        loss = loss.to(self.loss_sum.dtype)
+        if self.on_host:
+            loss, weight, n_kept = loss.item(), self._value(weight), self._value(n_kept)  # float64, as below
+        else:
+            loss = loss.to(self.loss_sum.dtype)
         self.loss_sum += loss * weight if self.mean else loss  # the batch's sum of example losses
         self.weight_sum += weight
         if self.classes and y.dim() == 1 and logits.dim() == 2 and y.dtype in (torch.int64, torch.int32):
             hits = logits.argmax(dim=1) == y
-            self.correct += (hits if kept is None else hits & kept).sum()
+            self.correct += self._value((hits if kept is None else hits & kept).sum())
             self.labelled += n_kept
         else:
             self.classes = False
@@ -115,10 +125,13 @@ class _Totals:
             self._add_other_processes()
         if self.count == 0:
             raise ValueError("the loader gave no batches: is the data set empty?")
-        loss_sum, weight_sum = torch.stack([self.loss_sum, self.weight_sum]).tolist()  # the epoch's one wait
+        if self.on_host:
+            loss_sum, weight_sum, correct, labelled = self.loss_sum, self.weight_sum, self.correct, self.labelled
+        else:  # the epoch's one wait
+            loss_sum, weight_sum = torch.stack([self.loss_sum, self.weight_sum]).tolist()
+            correct, labelled = torch.stack([self.correct, self.labelled]).tolist()
         metrics = {f"{prefix}_loss": loss_sum / weight_sum if weight_sum else math.nan}  # all ignored: torch's nan
         if self.classes:
-            correct, labelled = torch.stack([self.correct, self.labelled]).tolist()
             metrics[f"{prefix}_acc"] = correct / labelled if labelled else math.nan
         return metrics
 

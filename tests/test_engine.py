@@ -375,3 +375,28 @@ def test_under_ddp_every_process_gets_the_exact_average_over_all_examples(tmp_pa
         assert results["eval"] == pytest.approx(expected, abs=1e-6)
     mean_of_means = (ranks[0]["own_share"]["test_loss"] + ranks[1]["own_share"]["test_loss"]) / 2
     assert mean_of_means != pytest.approx(expected["test_loss"], abs=1e-3)  # what averaging the processes would give
+
+
+@pytest.mark.parametrize("loss_fn", [
+    nn.CrossEntropyLoss(), nn.CrossEntropyLoss(reduction="sum"),
+    nn.CrossEntropyLoss(weight=torch.tensor([0.5, 2.0, 1.0]), ignore_index=1), nn.MSELoss(),
+], ids=["mean", "sum", "weight+ignore", "regression"])
+def test_cpu_sums_as_python_numbers_equal_the_device_tensor_sums_bit_for_bit(loss_fn):
+    from helpers.engine import _Totals
+
+    generator = torch.Generator().manual_seed(0)
+    model = nn.Linear(4, 3)
+    on_host, as_tensors = _Totals(loss_fn, torch.device("cpu"), model), _Totals(loss_fn, torch.device("cpu"), model)
+    as_tensors.on_host = False
+    for name, dtype in (("loss_sum", torch.float64), ("weight_sum", torch.float64), ("correct", torch.int64),
+                        ("labelled", torch.int64)):
+        setattr(as_tensors, name, torch.zeros((), dtype=dtype))
+    assert on_host.on_host and isinstance(on_host.loss_sum, float)
+    for size in (7, 5, 1):  # a short last batch
+        logits = torch.randn(size, 3, generator=generator)
+        y = torch.randint(0, 3, (size,), generator=generator)
+        target = y if not isinstance(loss_fn, nn.MSELoss) else torch.randn(size, 3, generator=generator)
+        loss = loss_fn(logits, target)
+        on_host.add(loss, logits, target)
+        as_tensors.add(loss, logits, target)
+    assert on_host.result("test") == as_tensors.result("test")
