@@ -1,91 +1,108 @@
-"""Papermill runs of notebooks/08_custom_datasets.ipynb: a learner's default run (the committed numbers, and
-every claim of the prose), a SMOKE run, a run on a folder of one's own images (IMAGE_DIR), and broken folders
-and bad parameters refused before anything is written."""
+"""Papermill runs of notebooks/08_custom_datasets.ipynb: every claim of the prose on the committed run and on
+a learner's rerun with another seed set (whose numbers must lie within the measured spread), a SMOKE run, a
+run on a folder of one's own images (IMAGE_DIR), and broken folders and bad parameters refused before
+anything is written."""
 
 from __future__ import annotations
 
+import ast
 import json
-import math
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from helpers.shapes import draw_shape
-from tests.nbrun import assert_reproduces_committed, execute, execute_expecting_error, execute_like_a_learner
+from helpers.vision import ImageFolderError, check_image_folder
+from tests.nbrun import (
+    assert_within_spread,
+    claim_records,
+    execute,
+    execute_expecting_error,
+    execute_perturbed,
+    notebook_path,
+    spread,
+)
 
 NAME = "08_custom_datasets"
 TEST_IMAGES = 225  # a quarter of the 300 shapes per class, three classes
+TEST_IMAGE = 1 / TEST_IMAGES  # an accuracy's smallest step
 pytestmark = pytest.mark.notebook
 
 
 @pytest.fixture(scope="module")
-def records(tmp_path_factory):
-    """One run at the defaults and the machine's default thread count, on the CPU the committed run used."""
-    return execute_like_a_learner(NAME, tmp_path_factory.mktemp("nb08"), DEVICE="cpu")
+def perturbed(tmp_path_factory):
+    """A learner's rerun (machine's thread count, CPU) with another seed set, and its runs folder."""
+    tmp_path = tmp_path_factory.mktemp("nb08")
+    return execute_perturbed(NAME, tmp_path), tmp_path / "runs"
 
 
-def test_default_run_gives_the_committed_numbers(records):
-    assert_reproduces_committed(NAME, records, [
-        "test_acc", "test_acc_aug", "plain_acc_epoch3", "small_acc", "small_acc_max", "few_acc", "few_aug_acc",
-        "few_acc_plain", "few_acc_aug", "pixel_mean",
-    ])
-    assert (records["n_train"], records["n_test"], records["n_classes"], records["epochs"]) == (675, 225, 3, 15)
+@pytest.fixture(scope="module", params=["committed", "perturbed"])
+def records(request):
+    return claim_records(request, NAME)
+
+
+def test_rerun_with_other_seeds_lies_within_the_measured_spread(perturbed):
+    assert_within_spread(NAME, perturbed[0], [
+        "test_acc", "tiny_acc", "tiny_train_loss", "few_acc_plain", "few_acc_aug", "few_test_loss_min",
+    ], floor=TEST_IMAGE)
+    assert (perturbed[0]["n_train"], perturbed[0]["n_test"], perturbed[0]["n_classes"]) == (675, 225, 3)
 
 
 def test_normalisation_claims(records):
-    # section 2: "the average pixel is about 0.68"; after Normalize "down to about -2.7", "up to about 1.3"
-    assert round(records["pixel_mean"], 2) == 0.68
-    assert round(records["normalized_min"], 1) == -2.7 and round(records["normalized_max"], 1) == 1.3
+    # section 2: "the average pixel is about 0.68"; after Normalize "from about -2.7 ... to about 1.3"
+    assert records["pixel_mean"] == pytest.approx(0.68, abs=0.01)
+    assert records["normalized_min"] == pytest.approx(-2.7, abs=0.1)
+    assert records["normalized_max"] == pytest.approx(1.3, abs=0.1)
 
 
 def test_augmentation_on_all_images_claims(records):
-    # section 5: "both ... about 99 % test accuracy after 15 epochs", "a few of the 225 test images apart"
-    assert records["test_acc"] > 0.97 and records["test_acc_aug"] > 0.97
-    assert abs(records["test_acc"] - records["test_acc_aug"]) * TEST_IMAGES <= 5
-    # "its test loss ends close to its training loss"; the augmented training loss "the higher ... in most epochs"
-    assert records["plain_test_loss"] - records["plain_train_loss"] < 0.1
-    assert records["aug_train_loss_higher"] >= 10  # of 15
+    # section 5: "typically between 90 and 100 %" test accuracy (one of the six measured runs: 88.9 %);
+    # "the plain model's test loss ends close to its training loss"
+    assert records["test_acc"] > 0.85 and records["test_acc_aug"] > 0.85
+    assert abs(records["plain_test_loss"] - records["plain_train_loss"]) < 0.15
 
 
 def test_underfitting_claims(records):
-    # "stopped after 3 epochs ... fewer than half of the test images right"; "in the last epochs both losses low"
-    assert records["plain_acc_epoch3"] < 0.5
-    assert records["plain_test_loss_last3"] < 0.2
-    # the tiny model: "the loss axis spans less than 0.01", "settle at about 1.099, which is ln 3", "stays at 33 %"
-    assert records["small_loss_range"] < 0.01
-    assert records["small_test_loss"] == pytest.approx(math.log(3), abs=0.002)
-    assert records["small_acc"] == pytest.approx(1 / 3, abs=0.005)
-    # three seeds: "one also ends at guessing and one gets about half ... all three stay far below" the full model
-    assert records["small_at_chance"] == 2
-    assert 0.4 < records["small_acc_max"] < 0.65 < records["test_acc"]
+    # "stopped after 3 epochs ... far below the final one"; "at the end both losses are low and close together"
+    assert records["plain_acc_epoch3"] < records["test_acc"] - 0.15
+    assert records["plain_test_loss"] < 0.35 and records["plain_train_loss"] < 0.35
+    # the tiny model: "fall for a few epochs, then stay flat, high and close together", "moves by less than
+    # 0.01" in the last five epochs, "the test accuracy stays between about 40 and 55 %, far below TinyVGG's"
+    assert records["tiny_first_train_loss"] > records["tiny_train_loss"] + 0.05  # it learned something ...
+    assert records["tiny_last5_range"] < 0.01  # ... then stopped: a plateau
+    assert 0.8 < records["tiny_train_loss"] < 1.05  # high: not the ln 3 = 1.0986 of a dead network either
+    assert abs(records["tiny_test_loss"] - records["tiny_train_loss"]) < 0.15
+    assert 0.36 < records["tiny_acc"] < 0.6 and records["tiny_acc"] < records["test_acc"] - 0.3
 
 
 def test_overfitting_claims(records):
-    # "the training loss keeps falling (to about 0.3, with 80 % of the training images right)"
-    assert 0.2 < records["few_train_loss"] < 0.4 and records["few_train_acc"] >= 0.7
-    # "the test loss ... rises from 1.1 to about 2.5", "its test accuracy stays near guessing (about 44 %)"
-    assert records["few_test_loss_first"] == pytest.approx(1.1, abs=0.05)
-    assert 2.0 < records["few_test_loss_max"] < 3.0
-    assert 0.38 < records["few_acc"] < 0.5
+    # "the training loss keeps falling while the test loss ... turns upwards and ends far above it",
+    # "its test accuracy stays far below section 5's"
+    assert records["few_test_loss"] > records["few_test_loss_min"] + 0.3
+    assert records["few_test_loss"] > 2 * records["few_train_loss"]
+    assert records["few_acc"] < records["test_acc"] - 0.3
 
 
 def test_augmentation_against_overfitting_claims(records):
-    # "training and test losses stay together (both about 0.9 at the end)", "its test accuracy ends higher"
-    for key in ("few_aug_train_loss", "few_aug_test_loss"):
-        assert 0.75 < records[key] < 1.0, key
-    assert abs(records["few_aug_train_loss"] - records["few_aug_test_loss"]) < 0.15
-    assert records["few_aug_acc"] > records["few_acc"]
-    # three seeds: "ahead with every seed, by about 10 points on average (about 53 % ... against 43 %)",
-    # "still far from the 99 % of section 5"
-    assert records["few_aug_wins"] == 3
-    assert 0.05 < records["few_acc_aug"] - records["few_acc_plain"] < 0.15
-    assert 0.48 < records["few_acc_aug"] < 0.58 and 0.38 < records["few_acc_plain"] < 0.48
-    assert records["few_acc_aug"] < records["test_acc"] - 0.3
+    # "training and test losses stay close together", "its test loss ends far below the plain run's"
+    assert abs(records["few_aug_train_loss"] - records["few_aug_test_loss"]) < 0.2
+    assert records["few_aug_test_loss"] < records["few_test_loss"] - 0.5
+    # "the augmented model's training loss is still high, and both stay far below the accuracy of section 5"
+    assert records["few_aug_train_loss"] > 0.5
+    assert max(records["few_acc_aug"], records["few_acc_plain"]) < records["test_acc"] - 0.3
+    assert 0 <= records["few_aug_wins"] <= 3
+
+
+def test_seed_sets_disagree_on_whether_augmentation_wins_with_30_images():
+    # "In our runs with other values of SEED that count went both ways, from all three seeds to none"
+    wins = spread(NAME)["few_aug_wins"]
+    assert max(wins) == 3 and min(wins) == 0
 
 
 def test_prediction_claims(records):
-    # section 7: "all three files are classified correctly, whatever their size or mode"
+    # section 7: "The cell prints each file's prediction; all three come out right here"
     assert records["custom_correct"] == 3
     assert (records["custom_file"], records["custom_prediction"]) == ("triangle_200x150_rgba.png", "triangle")
 
@@ -184,9 +201,9 @@ def broken_missing(root: Path) -> str:
     return f"{root} is not a folder: check the path"
 
 
-@pytest.mark.parametrize("make", [broken_one_class, broken_empty_class, broken_unreadable_file, broken_missing])
-def test_broken_own_folder_stops_in_the_validation_cell_before_writing(tmp_path, make):
-    expected = make(tmp_path / "mine")
+def test_broken_own_folder_stops_in_the_validation_cell_before_writing(tmp_path):
+    """One kernel: the validation cell stops on a broken IMAGE_DIR, and nothing is written."""
+    expected = broken_unreadable_file(tmp_path / "mine")
     error = execute_expecting_error(NAME, tmp_path, IMAGE_DIR=str(tmp_path / "mine"))
     assert error.startswith(f"ImageFolderError: {tmp_path / 'mine'}")
     assert expected in error
@@ -197,10 +214,50 @@ def test_broken_own_folder_stops_in_the_validation_cell_before_writing(tmp_path,
     assert not (tmp_path / "data").exists()
 
 
+def run_validation_cell(**overrides: Any) -> None:
+    """The validation cell's checks (imports, check_params, the IMAGES_PER_CLASS check and the IMAGE_DIR
+    check), without a kernel and without the lines that pick the device or make the run folder."""
+    from helpers.series import default_parameters
+
+    cells = json.loads(notebook_path(NAME).read_text(encoding="utf-8"))["cells"]
+    sources = ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
+    cell = next(source for source in sources if "check_params(" in source)
+    tree = ast.parse(cell)
+    keep = [node for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom, ast.If))
+            or (isinstance(node, ast.Expr) and "check_params(" in ast.unparse(node))
+            or (isinstance(node, ast.Assign) and "image" in ast.unparse(node.targets[0]))]
+    namespace = {**default_parameters(notebook_path(NAME)), **overrides}
+    exec(compile(ast.Module(body=keep, type_ignores=[]), NAME, "exec"), namespace)
+
+
+@pytest.mark.parametrize("make", [broken_one_class, broken_empty_class, broken_unreadable_file, broken_missing])
+def test_broken_own_folder_is_refused_by_the_validation_cell_checks(tmp_path, make):
+    expected = make(tmp_path / "mine")
+    before = snapshot(tmp_path)
+    with pytest.raises(ImageFolderError) as error:
+        run_validation_cell(IMAGE_DIR=str(tmp_path / "mine"))
+    assert str(error.value).startswith(str(tmp_path / "mine")) and expected in str(error.value)
+    assert snapshot(tmp_path) == before
+    with pytest.raises(ImageFolderError):  # the same helper, called directly
+        check_image_folder(tmp_path / "mine")
+
+
+def test_default_parameters_pass_the_validation_cell_checks():
+    run_validation_cell()  # no exception
+
+
 @pytest.mark.parametrize("name, value", [("IMAGE_SIZE", 4), ("IMAGES_PER_CLASS", 3), ("IMAGE_DIR", 5)])
-def test_bad_parameter_stops_before_writing(tmp_path, name, value):
-    error = execute_expecting_error(NAME, tmp_path, **{name: value})
-    assert error.startswith("ParameterError")
-    assert f"{name} = {value}" in error
+def test_bad_parameter_is_refused_by_the_validation_cell_checks(name, value):
+    from helpers.params import ParameterError
+
+    with pytest.raises(ParameterError) as error:
+        run_validation_cell(**{name: value})
+    assert f"{name} = {value}" in str(error.value)
+
+
+def test_bad_parameter_stops_the_notebook_before_writing(tmp_path):
+    """One kernel for the bad values: papermill reports the ParameterError and nothing is written."""
+    error = execute_expecting_error(NAME, tmp_path, IMAGE_SIZE=4)
+    assert error.startswith("ParameterError") and "IMAGE_SIZE = 4" in error
     assert not (tmp_path / "runs").exists()
     assert not (tmp_path / "data").exists()
