@@ -66,6 +66,8 @@ def test_shuffling_and_split_claims(records):
     # orders", "another seed gives other orders"; "Every row lands in exactly one of the two sets"
     assert records["shuffle_repeats"] and records["epochs_differ"] and records["seeds_differ"]
     assert records["split_disjoint"] and records["n_train"] + records["n_test"] == records["n_samples"]
+    # "the 200 test points ... are scattered along its whole length too" (x runs over [0, 1))
+    assert records["test_x_min"] < 0.05 and records["test_x_max"] > 0.95
 
 
 @pytest.mark.notebook
