@@ -30,7 +30,8 @@ def plot_predictions(
     fig = Figure(figsize=(7, 4.5))
     ax = fig.subplots()
     ax.scatter(X_train.cpu(), y_train.cpu(), s=8, c="tab:blue", label="training data")
-    ax.scatter(X_test.cpu(), y_test.cpu(), s=8, c="tab:green", label="test data")
+    # hollow rings: where test points fall among training points, both stay visible
+    ax.scatter(X_test.cpu(), y_test.cpu(), s=24, facecolors="none", edgecolors="tab:green", label="test data")
     if predictions is not None:
         ax.scatter(X_test.cpu(), predictions.detach().cpu(), s=8, c="tab:red", label="predictions")
     ax.set(xlabel="x", ylabel="y")
