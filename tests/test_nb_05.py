@@ -124,7 +124,7 @@ def test_paired_verdicts_follow_the_interval(records):
         assert verdicts[key] == ("helps" if low > 0 else "hurts" if high < 0 else "no"), key
 
 
-def test_grid_claims(records, perturbed):
+def test_grid_claims(records):
     # "6 configurations x 8 seeds"; the final round adds 8 more
     assert SEEDS >= 5 and records["runs"] == 7 * SEEDS
     # augmentation at 10 epochs: the training images are far from learned, the base's nearly
