@@ -1,55 +1,63 @@
-"""Papermill runs of notebooks/04_evaluate.ipynb: a learner's default run (the committed numbers, and every claim
-of the prose), a SMOKE run and bad parameters."""
+"""04_evaluate through papermill: every claim of the prose on the committed run and on a learner's rerun with
+another seed set (whose numbers must lie within the measured spread), a SMOKE run and bad parameters."""
 
 from __future__ import annotations
 
 import pytest
 
-from tests.nbrun import assert_reproduces_committed, execute, execute_expecting_error, execute_like_a_learner
+from helpers.params import ParameterError, check_params
+from tests.nbrun import assert_within_spread, claim_records, execute, execute_expecting_error, execute_perturbed
 
 pytestmark = pytest.mark.notebook
 
+NAME = "04_evaluate"
 TEST_IMAGES = 359
+TEST_IMAGE = 1 / TEST_IMAGES  # an accuracy's smallest step
 
 
 @pytest.fixture(scope="module")
-def records(tmp_path_factory):
-    """One run at the defaults and the machine's default thread count, on the CPU the committed run used."""
-    return execute_like_a_learner("04_evaluate", tmp_path_factory.mktemp("nb04"), DEVICE="cpu")
+def perturbed(tmp_path_factory):
+    """A learner's rerun (machine's thread count, CPU) with another seed set."""
+    return execute_perturbed(NAME, tmp_path_factory.mktemp("nb04")), None
 
 
-def test_default_run_gives_the_committed_numbers(records):
-    assert_reproduces_committed("04_evaluate", records, [
-        "test_acc", "test_f1_macro", "test_acc_macro", "test_precision_macro", "baseline_acc",
-        "baseline_f1_macro", "network_acc_min", "network_acc_mean", "network_acc_max",
-        "test_acc_min_last_5", "test_acc_max_last_5",
-    ])
+@pytest.fixture(scope="module", params=["committed", "perturbed"])
+def records(request):
+    return claim_records(request, NAME)
+
+
+def test_rerun_with_other_seeds_lies_within_the_measured_spread(perturbed):
+    assert_within_spread(NAME, perturbed[0], ["test_acc", "test_f1_macro", "network_acc_mean"], floor=TEST_IMAGE)
 
 
 def test_metric_claims(records):
-    # "Every number is above 0.96, micro and macro accuracy are close"
-    for key in ("test_acc", "test_acc_macro", "test_f1_macro", "test_precision_macro"):
-        assert records[key] > 0.96, key
-    assert abs(records["test_acc"] - records["test_acc_macro"]) < 0.01
-    # the confusion matrix: the mistakes are the wrong test images, and spread out over many pairs
+    # "The five numbers lie close together, micro and macro accuracy included"
+    values = [records[key] for key in ("test_acc", "test_acc_macro", "test_f1_macro", "test_precision_macro")]
+    assert max(values) - min(values) < 0.02
+    assert 0.93 < records["test_acc"] <= 1
+    # the confusion matrix counts the wrong test images; the prose about how they spread over pairs is
+    # conditional ("If the mistakes are few and spread over many pairs ..."), since one seed's mistakes
+    # bunch up where another's do not
     assert records["mistakes"] == round((1 - records["test_acc"]) * TEST_IMAGES)
-    assert records["largest_confusion"] <= 2 and records["most_mistakes_per_digit"] <= 6
+    assert 1 <= records["confused_pairs"] <= records["mistakes"]
+    assert records["largest_confusion"] <= records["most_mistakes_per_digit"]
 
 
 def test_baseline_claims(records):
-    assert 0.95 < records["baseline_acc"] < 0.98  # logistic regression is strong on 8x8 digits
+    # logistic regression is strong on 8x8 digits (between 95 and 98 % over the measured seeds)
+    assert 0.95 < records["baseline_acc"] < 0.985
     assert records["baseline_iterations"] < 1000  # the solver finished before max_iter
-    # three seeds: the network is at most a few images ahead of the baseline on average ...
+    # "Over the three seeds the network and logistic regression are a few test images apart at most, about
+    # a point or less either way: no more than how far one network moves between its last epochs"
     assert records["network_seeds"] == 3
     lead = records["network_acc_mean"] - records["baseline_acc"]
-    assert abs(lead) * TEST_IMAGES < 4
-    # ... and its largest lead is smaller than one run's swing between its last epochs
+    assert abs(lead) < 0.0125
     swing = records["test_acc_max_last_5"] - records["test_acc_min_last_5"]
-    assert swing > records["network_acc_max"] - records["baseline_acc"]
+    assert abs(lead) <= swing
 
 
 def test_smoke_run_records_metrics_and_saves_the_confusion_matrix(tmp_path):
-    values = execute("04_evaluate", tmp_path, SMOKE=True)
+    values = execute(NAME, tmp_path, SMOKE=True)
     assert values["_headline"] == "test_acc"
     assert values["epochs"] == 2  # SMOKE caps the default 15 epochs at 2
     # Two epochs are far above chance (0.1) but not yet trained; the baseline does not depend on SMOKE.
@@ -61,8 +69,16 @@ def test_smoke_run_records_metrics_and_saves_the_confusion_matrix(tmp_path):
     assert (tmp_path / "runs" / "confusion_matrix.png").stat().st_size > 1000
 
 
-@pytest.mark.parametrize(("name", "value"), [("DATASET", "mnist"), ("HIDDEN_UNITS", 0)])
-def test_bad_parameter_stops_before_anything_is_written(tmp_path, name, value):
-    error = execute_expecting_error("04_evaluate", tmp_path, **{name: value})
-    assert error.startswith("ParameterError:") and f"{name} = {value!r}" in error
+def test_bad_parameter_stops_before_anything_is_written(tmp_path):
+    error = execute_expecting_error(NAME, tmp_path, HIDDEN_UNITS=0)
+    assert error.startswith("ParameterError:") and "HIDDEN_UNITS = 0" in error
     assert not (tmp_path / "runs").exists()
+
+
+def test_validation_refuses_another_dataset():
+    """The notebook's validation call, without a kernel."""
+    defaults = {"DATASET": "digits", "EPOCHS": 15, "BATCH_SIZE": 64, "LEARNING_RATE": 0.003, "HIDDEN_UNITS": 16,
+                "SEED": 42, "SMOKE": False, "RUNS_DIR": ""}
+    check_params(defaults, choices={"DATASET": ["digits"]})
+    with pytest.raises(ParameterError, match="DATASET = 'mnist' is not allowed"):
+        check_params({**defaults, "DATASET": "mnist"}, choices={"DATASET": ["digits"]})
