@@ -124,31 +124,6 @@ def assert_within_spread(name: str, records: dict[str, Any], keys: Iterable[str]
             f"(the spread of {len(values)} runs: {', '.join(f'{v:.4g}' for v in values)})")
 
 
-# Deprecated: exact equality across CPUs does not hold; being replaced by assert_within_spread.
-def committed_cpu(name: str) -> str:
-    """The CPU capability PyTorch used for notebook ``name``'s committed outputs (``make notebooks`` writes it)."""
-    metadata = json.loads(notebook_path(name).read_text(encoding="utf-8"))["metadata"]
-    return metadata.get("course", {}).get("cpu_capability", "")
-
-
-def assert_reproduces_committed(name: str, records: dict[str, Any], keys: Iterable[str],
-                                band: float = 0.02) -> None:
-    """``records`` of a default CPU run equal the committed notebook's for ``keys``.
-
-    Exactly when this CPU has the capability the committed run had (PyTorch picks its kernels by
-    it: AVX2, AVX-512, ...); within ``band`` otherwise, since other kernels round differently.
-    """
-    import torch
-
-    committed = read_records(notebook_path(name))
-    same_kernels = torch.backends.cpu.get_cpu_capability() == committed_cpu(name)
-    for key in keys:
-        if same_kernels:
-            assert records[key] == committed[key], f"{name}: {key} = {records[key]!r}, committed {committed[key]!r}"
-        else:
-            assert records[key] == pytest.approx(committed[key], abs=band), f"{name}: {key}"
-
-
 def execute_expecting_error(name: str, tmp_path: Path, **parameters: Any) -> str:
     """Execute with bad parameters; return the error text papermill reports (the test checks it)."""
     with pytest.raises(papermill.PapermillExecutionError) as info:
