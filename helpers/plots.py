@@ -7,7 +7,7 @@ shows a figure by ending a cell with it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -18,7 +18,6 @@ __all__ = [
     "plot_image_grid",
     "plot_loss_curves",
     "plot_predictions",
-    "plot_results",
 ]
 
 
@@ -132,22 +131,5 @@ def plot_confusion_matrix(matrix: torch.Tensor, class_names: Sequence[str]) -> F
             label = f"{counts[i, j]:.2f}" if counts.dtype.kind == "f" else str(int(counts[i, j]))  # normalised
             ax.text(j, i, label, ha="center", va="center", fontsize=8,
                     color="white" if counts[i, j] > threshold else "black")
-    fig.tight_layout()
-    return fig
-
-
-def plot_results(rows: Sequence[Mapping], metric: str = "val_acc", best: str | None = None) -> Figure:
-    """Mean ± std of ``metric`` per configuration as points with error bars; ``best`` in red."""
-    if not rows:
-        raise ValueError("no results to plot: run at least one experiment first")
-    fig = Figure(figsize=(8, 0.45 * len(rows) + 1.4))
-    ax = fig.subplots()
-    positions = list(range(len(rows)))[::-1]  # first configuration at the top
-    for y, row in zip(positions, rows, strict=True):
-        color = "tab:red" if row["config"] == best else "tab:blue"
-        ax.errorbar(row["mean"], y, xerr=row["std"], fmt="o", color=color, capsize=4)
-    ax.set_yticks(positions, [row["config"] for row in rows], fontsize=8)
-    ax.set(xlabel=f"{metric} (mean ± std over seeds)", title="Experiments")
-    ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     return fig

@@ -13,7 +13,6 @@ from helpers.plots import (
     plot_image_grid,
     plot_loss_curves,
     plot_predictions,
-    plot_results,
 )
 
 
@@ -83,20 +82,3 @@ def test_normalised_confusion_matrix_shows_fractions():
     matrix = torch.tensor([[0.75, 0.25], [0.0, 1.0]])
     texts = [t.get_text() for t in plot_confusion_matrix(matrix, ["cat", "dog"]).axes[0].texts]
     assert texts == ["0.75", "0.25", "0.00", "1.00"]
-
-
-def test_plot_results_draws_one_error_bar_per_config_with_the_best_in_red():
-    rows = [{"config": "b", "runs": 2, "mean": 0.92, "std": 0.03, "seconds": 1.5},
-            {"config": "a", "runs": 2, "mean": 0.97, "std": 0.01, "seconds": 4.0}]
-    fig = plot_results(rows, metric="val_acc", best="a")
-    assert isinstance(fig, Figure)
-    ax = fig.axes[0]
-    position = {t.get_text(): y for t, y in zip(ax.get_yticklabels(), ax.get_yticks(), strict=True)}
-    assert position["b"] > position["a"], "the first row of the table is drawn at the top"
-    assert [c.lines[0].get_color() for c in ax.containers] == ["tab:blue", "tab:red"]  # rows b, a
-    assert [c.lines[0].get_xdata()[0] for c in ax.containers] == pytest.approx([0.92, 0.97])
-    error_bar_ends = [c.lines[2][0].get_segments()[0][:, 0].tolist() for c in ax.containers]
-    assert error_bar_ends == [pytest.approx([0.89, 0.95]), pytest.approx([0.96, 0.98])]  # mean ± std
-    assert ax.get_xlabel() == "val_acc (mean ± std over seeds)"
-    with pytest.raises(ValueError, match="no results to plot"):
-        plot_results([])
