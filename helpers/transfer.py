@@ -11,10 +11,12 @@ Where the pretrained model comes from:
   file is in the ``torch.hub`` cache (or was just downloaded) and loads with
   ``weights_only=True``; :class:`ImageNetInput` prepares grey digits for it;
 - otherwise, a ``TinyVGG`` that :func:`pretrain_source_model` pretrains on the *source task*,
-  handwritten digits 0-4, saved as a state dict and reused on the next run with the same
-  configuration.
+  handwritten digits 0-4 moved by random shifts (:func:`shift_digits`, new shifts every epoch),
+  saved as a state dict and reused on the next run with the same configuration.
 
-The *target task* is digits 5-9 with only a few labelled examples per class.
+The *target task* is digits 5-9, each shifted once, with only a few labelled examples per class.
+With a frozen backbone, :func:`head_inputs` computes each image's features once, so that only the
+new last layer trains on them.
 """
 
 from __future__ import annotations
@@ -28,26 +30,62 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from helpers.atomic import atomic_save
 from helpers.checkpoint import CheckpointNotFoundError, CorruptCheckpointError, UnsafeCheckpointError, safe_load
-from helpers.data import TensorPairDataset, load_digits, make_loaders, select_digits, split_tensors
-from helpers.device import set_seed
+from helpers.data import load_digits, select_digits, split_tensors
+from helpers.device import make_generator, set_seed
 from helpers.downloads import WeightsUnavailableError, fetch_weights
 from helpers.engine import fit
 from helpers.models import TinyVGG
 
 __all__ = [
-    "MAX_LABELLED_PER_CLASS", "SOURCE_DIGITS", "TARGET_DIGITS", "WEIGHTS_CHOICES",
-    "ImageNetInput", "TransferModel", "imagenet_weights_problem", "last_layer", "pretrain_source_model",
-    "random_init_copy",
+    "MAX_LABELLED_PER_CLASS", "MAX_SHIFT", "SOURCE_DIGITS", "TARGET_DIGITS", "WEIGHTS_CHOICES",
+    "ImageNetInput", "ShiftedBatches", "TransferModel", "head_inputs", "imagenet_weights_problem", "last_layer",
+    "pretrain_source_model", "random_init_copy", "shift_digits",
 ]
 
 WEIGHTS_CHOICES = ("auto", "self")
 SOURCE_DIGITS = (0, 1, 2, 3, 4)
 TARGET_DIGITS = (5, 6, 7, 8, 9)
 MAX_LABELLED_PER_CLASS = 87  # digit 8 has 174 images: half are test images, the other 87 can be labelled
+MAX_SHIFT = 2  # pixels: digits move by -2 to +2 pixels in each direction, on a 12 x 12 canvas
+
+
+def shift_digits(X: torch.Tensor, generator: torch.Generator, max_shift: int = MAX_SHIFT) -> torch.Tensor:
+    """Each image on a canvas ``max_shift`` pixels larger on every side, moved by a random shift (09).
+
+    The shift is a whole number of pixels from ``-max_shift`` to ``max_shift``, down and right,
+    drawn for each image from ``generator``; nothing of the image is cut off.
+
+    >>> shift_digits(torch.ones(3, 1, 8, 8), make_generator(0)).shape
+    torch.Size([3, 1, 12, 12])
+    """
+    canvas = F.pad(X, (max_shift,) * 4)  # (N, C, H, W) -> (N, C, H + 2 s, W + 2 s), zeros around
+    shifts = torch.randint(-max_shift, max_shift + 1, (len(X), 2), generator=generator).tolist()
+    return torch.stack([torch.roll(image, (down, right), dims=(-2, -1))  # within the zero border: no wrap
+                        for image, (down, right) in zip(canvas, shifts, strict=True)])
+
+
+class ShiftedBatches:
+    """Batches of ``X, y`` in a new order with new random shifts on every pass (pretraining, 09)."""
+
+    def __init__(self, X: torch.Tensor, y: torch.Tensor, batch_size: int, seed: int,
+                 max_shift: int = MAX_SHIFT) -> None:
+        self.X, self.y, self.batch_size, self.max_shift = X, y, batch_size, max_shift
+        self.generator = make_generator(seed)
+
+    def __len__(self) -> int:
+        return -(-len(self.X) // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        order = torch.randperm(len(self.X), generator=self.generator)
+        X = shift_digits(self.X[order], self.generator, self.max_shift)
+        y = self.y[order]
+        for start in range(0, len(X), self.batch_size):
+            yield X[start:start + self.batch_size], y[start:start + self.batch_size]
 
 
 class ImageNetInput(nn.Module):
@@ -77,10 +115,11 @@ def imagenet_weights_problem(weights: Any) -> str:
     return ""
 
 
-def _pretrain_config(hidden_units: int, seed: int, epochs: int, device: torch.device) -> dict[str, Any]:
+def _pretrain_config(hidden_units: int, seed: int, epochs: int, max_shift: int,
+                     device: torch.device) -> dict[str, Any]:
     return {"model": "TinyVGG", "saved": "whole model", "in_channels": 1, "hidden_units": hidden_units,
-            "source": "digits", "source_digits": list(SOURCE_DIGITS), "epochs": epochs, "batch_size": 32,
-            "learning_rate": 0.003, "seed": seed, "device": device.type}
+            "source": "shifted digits", "source_digits": list(SOURCE_DIGITS), "max_shift": max_shift,
+            "epochs": epochs, "batch_size": 64, "learning_rate": 0.003, "seed": seed, "device": device.type}
 
 
 def _read_saved(path: Path) -> dict[str, Any] | None:
@@ -93,14 +132,17 @@ def _read_saved(path: Path) -> dict[str, Any] | None:
 
 
 def pretrain_source_model(
-    save_dir: Path, device: torch.device, hidden_units: int = 16, seed: int = 0, epochs: int = 5
+    save_dir: Path, device: torch.device, hidden_units: int = 16, seed: int = 0, epochs: int = 40,
+    max_shift: int = MAX_SHIFT,
 ) -> tuple[TinyVGG, str]:
-    """A ``TinyVGG`` pretrained on digits 0-4 (returned on the CPU), and how it was obtained.
+    """A ``TinyVGG`` pretrained on randomly shifted digits 0-4 (returned on the CPU), and how it was obtained.
 
+    80 % of the digits 0-4 train, with new shifts of up to ``max_shift`` pixels every epoch
+    (:class:`ShiftedBatches`); the other 20 %, shifted once, measure the source test accuracy.
     The weights are saved in ``save_dir`` under a name derived from the
     configuration, and loaded from there (``weights_only=True``) when present.
     """
-    config = _pretrain_config(hidden_units, seed, epochs, device)
+    config = _pretrain_config(hidden_units, seed, epochs, max_shift, device)
     key = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:10]
     path = Path(save_dir) / f"tinyvgg_digits0-4_{key}.pt"
     model = TinyVGG(1, hidden_units, len(SOURCE_DIGITS))
@@ -114,8 +156,8 @@ def pretrain_source_model(
     X_train, X_test, y_train, y_test = split_tensors(X, y, test_fraction=0.2, seed=seed)
     set_seed(seed)
     model = TinyVGG(1, hidden_units, len(SOURCE_DIGITS)).to(device)
-    train_loader, test_loader = make_loaders(TensorPairDataset(X_train, y_train),
-                                             TensorPairDataset(X_test, y_test), config["batch_size"], seed=seed)
+    train_loader = ShiftedBatches(X_train, y_train, config["batch_size"], seed=seed, max_shift=max_shift)
+    test_loader = [(shift_digits(X_test, make_generator(seed + 1), max_shift), y_test)]
     optimizer = torch.optim.Adam(model.parameters(), lr=config["learning_rate"])
     history = fit(model, train_loader, test_loader, nn.CrossEntropyLoss(), optimizer, epochs, device,
                   progress="none")
@@ -123,7 +165,8 @@ def pretrain_source_model(
     source_acc = history[-1]["test_acc"]
     Path(save_dir).mkdir(parents=True, exist_ok=True)
     atomic_save({"config": config, "model": model.state_dict(), "source_acc": source_acc}, path)
-    return model, (f"trained now on {len(X_train)} images for {epochs} epoch{'s' * (epochs != 1)} in "
+    each = f"shifted anew in each of {epochs} epoch" if max_shift else f"not shifted, for {epochs} epoch"
+    return model, (f"trained now on {len(X_train)} images, {each}{'s' * (epochs != 1)}, in "
                    f"{time.perf_counter() - started:.1f} s (source test accuracy {source_acc:.1%}) "
                    f"and saved as {path.name}")
 
@@ -142,6 +185,27 @@ def last_layer(network: nn.Module) -> tuple[nn.Module, str]:
     if isinstance(getattr(network, "fc", None), nn.Linear):
         return network, "fc"
     raise ValueError(f"cannot find the last layer of {type(network).__name__}: no .classifier or .fc")
+
+
+def head_inputs(model: TransferModel, X: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """What ``model``'s backbone hands to its new last layer for each image of ``X``: its features (09).
+
+    Computed in eval mode without gradients, on ``X``'s device. With a frozen backbone these
+    features are the same at every training step, so feature extraction can compute them once
+    and train ``model.head`` on them alone.
+    """
+    captured: list[torch.Tensor] = []
+    hook = model.head.register_forward_pre_hook(lambda module, args: captured.append(args[0]))
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():  # not inference_mode: the head trains on these tensors afterwards
+            for start in range(0, len(X), batch_size):
+                model(X[start:start + batch_size])
+    finally:
+        hook.remove()
+        model.train(was_training)
+    return torch.cat(captured)  # (N, head.in_features)
 
 
 def random_init_copy(module: nn.Module) -> nn.Module:

@@ -18,7 +18,7 @@ from torchvision.models import MobileNet_V3_Small_Weights, mobilenet_v3_small, r
 
 import helpers.transfer as transfer
 from helpers.data import few_labelled_split, load_digits, select_digits
-from helpers.device import set_seed
+from helpers.device import make_generator, set_seed
 from helpers.downloads import OFFLINE_ENV, cached_weights_path
 from helpers.engine import train_one_epoch
 from helpers.models import TinyVGG
@@ -26,11 +26,14 @@ from helpers.transfer import (
     MAX_LABELLED_PER_CLASS,
     TARGET_DIGITS,
     ImageNetInput,
+    ShiftedBatches,
     TransferModel,
+    head_inputs,
     imagenet_weights_problem,
     last_layer,
     pretrain_source_model,
     random_init_copy,
+    shift_digits,
 )
 from tests.test_downloads import mobilenet_state, write_unsafe_weights
 
@@ -306,9 +309,70 @@ def test_a_cached_file_that_would_run_code_is_refused_before_any_constructor_see
     assert not marker.exists()
 
 
+def test_shift_digits_moves_each_whole_image_on_a_larger_canvas():
+    X = torch.arange(1.0, 1 + 2 * 3 * 3).reshape(2, 1, 3, 3)  # two 3x3 "images", no zero pixel
+    shifted = shift_digits(X, make_generator(0), max_shift=2)
+    assert shifted.shape == (2, 1, 7, 7)
+    shifts = torch.randint(-2, 3, (2, 2), generator=make_generator(0)).tolist()  # the same draw, by hand
+    for image, original, (down, right) in zip(shifted, X, shifts, strict=True):
+        top, left = 2 + down, 2 + right
+        assert torch.equal(image[:, top:top + 3, left:left + 3], original)  # nothing cut off or wrapped
+        assert image.sum() == original.sum()  # zeros everywhere else
+    assert torch.equal(shift_digits(X, make_generator(0), max_shift=2), shifted)  # seeded
+    assert torch.equal(shift_digits(X, make_generator(0), max_shift=0), X)
+
+
+def test_shifted_batches_cover_every_image_once_per_pass_with_new_shifts():
+    X, y = torch.rand(10, 1, 4, 4) + 0.1, torch.arange(10)
+    batches = ShiftedBatches(X, y, batch_size=4, seed=0, max_shift=1)
+    first, second = list(batches), list(batches)
+    assert len(batches) == 3 and [len(b[1]) for b in first] == [4, 4, 2]
+    assert sorted(torch.cat([b[1] for b in first]).tolist()) == list(range(10))
+    for X_batch, y_batch in first:  # each image is its own, moved on a 6x6 canvas
+        assert X_batch.shape[1:] == (1, 6, 6)
+        assert torch.allclose(X_batch.sum((1, 2, 3)), X[y_batch].sum((1, 2, 3)))
+    assert not all(torch.equal(a[0], b[0]) for a, b in zip(first, second, strict=True))  # a new pass, new draws
+
+
+def test_head_inputs_are_what_the_backbone_hands_to_the_new_layer():
+    model = TransferModel(pretrained_classifier(), 3).train()
+    X = torch.rand(5, 1, 8, 8)
+    features = head_inputs(model, X, batch_size=2)  # in three batches
+    assert features.shape == (5, 8) and not features.requires_grad
+    assert model.training  # its mode is given back
+    model.eval()
+    with torch.no_grad():
+        expected = model.network.classifier[:-1](model.network.features(X))  # dropout off in eval mode
+        torch.testing.assert_close(model.head(features), model(X))
+    torch.testing.assert_close(features, expected)
+
+
+def test_a_head_trained_on_head_inputs_equals_one_trained_through_the_frozen_model():
+    def frozen(seed: int) -> tuple[TransferModel, torch.optim.Optimizer]:
+        set_seed(seed)
+        model = TransferModel(pretrained_classifier(), 3)
+        for parameter in model.backbone_parameters():
+            parameter.requires_grad = False
+        return model, torch.optim.Adam(model.head.parameters(), lr=0.01)
+
+    X, y = torch.rand(8, 1, 8, 8), torch.randint(0, 3, (8,))
+    whole, whole_optimizer = frozen(0)
+    cached, cached_optimizer = frozen(0)
+    features = head_inputs(cached, X)
+    for model, optimizer, inputs in ((whole, whole_optimizer, X), (cached.head, cached_optimizer, features)):
+        model.train()
+        for _ in range(5):
+            loss = F.cross_entropy(model(inputs), y)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    torch.testing.assert_close(whole.head.weight, cached.head.weight)
+    torch.testing.assert_close(whole.head.bias, cached.head.bias)
+
+
 def test_pretrain_source_model_trains_saves_and_then_reuses_the_whole_model(tmp_path, monkeypatch):
     first, description = pretrain_source_model(tmp_path, CPU, hidden_units=4, seed=3, epochs=1)
-    assert description.startswith("trained now on 721 images for 1 epoch in ")
+    assert description.startswith("trained now on 721 images, shifted anew in each of 1 epoch, in ")
     assert isinstance(first, TinyVGG) and first.classifier[-1].out_features == 5  # digits 0-4
     saved = torch.load(next(tmp_path.glob("tinyvgg_digits0-4_*.pt")), weights_only=True)
     assert set(saved["model"]) == set(first.state_dict())  # the classifier too, not only the features
@@ -322,6 +386,8 @@ def test_pretrain_source_model_trains_saves_and_then_reuses_the_whole_model(tmp_
     assert all_equal(copies(first), again)
     with pytest.raises(AssertionError, match="trained again"):  # another configuration: another file
         pretrain_source_model(tmp_path, CPU, hidden_units=4, seed=4, epochs=1)
+    with pytest.raises(AssertionError, match="trained again"):  # other shifts: another file
+        pretrain_source_model(tmp_path, CPU, hidden_units=4, seed=3, epochs=1, max_shift=0)
 
 
 def test_a_damaged_saved_model_is_trained_again(tmp_path):
