@@ -96,13 +96,13 @@ def test_transfer_pays_with_scarce_labels(records):
     # 20% of guessing"
     assert 0.08 < records["transfer_gain_fewest_labels"] < 0.25
     assert acc(records, "from_scratch", 1) < 0.3
-    # "Fine-tuning is still ahead at 5 per digit"
-    assert acc(records, "fine_tuning", 5) - acc(records, "from_scratch", 5) > 0.03
 
 
 def test_transfer_stops_paying_as_labels_grow(records):
-    # "By 20 labels per digit the gain is a few points at most"
+    # "By 20 labels per digit the gain is a few points at most", and "Where exactly the gain fades, somewhere between
+    # 2 and 20 labels per digit": a clear gain at 1 and 2, at most a few points at 20
     assert gain(records, 20) < 0.06
+    assert gain(records, 1) > 0.04 and gain(records, 2) > 0.04
     # "at 50 per digit from scratch is level with the better transfer method or ahead of it: the gain is gone"
     assert records["transfer_gain_most_labels"] < 0.02
     assert records["transfer_gain_fewest_labels"] - records["transfer_gain_most_labels"] > 0.08
@@ -122,10 +122,10 @@ def test_the_random_backbone_control(records):
 
 
 def test_training_accuracies_as_the_prose_reads_them(records):
-    # "Fine-tuning and from scratch fit all or nearly all of their labelled images"
+    # "From scratch fits all of its labelled images and fine-tuning all or nearly all"
     for n in COUNTS:
-        assert records[f"fine_tuning_lowest_train_acc_{n}"] >= 0.9, n
-        assert records[f"from_scratch_lowest_train_acc_{n}"] >= 0.95, n
+        assert records[f"fine_tuning_lowest_train_acc_{n}"] >= 0.88, n
+        assert records[f"from_scratch_lowest_train_acc_{n}"] >= 0.98, n
     # "The two frozen methods do not, once there are 20 or more labels per digit"
     for n in (20, 50):
         assert records[f"feature_extraction_lowest_train_acc_{n}"] < 0.97, n
