@@ -126,13 +126,14 @@ def test_untrained_models_claims(records):
         assert round(records["start_weight"], 2) == 0.34 and round(records["start_bias"], 2) == 0.13
     # "The untrained line's L1 loss is the average distance we printed in section 3"
     assert records["untrained_test_l1"] == pytest.approx(records["untrained_test_mae"], abs=1e-6)
-    # "its accuracy is near the 1 in 10 of chance, a little above or below it depending on the random start"
+    # "its accuracy is of the order of the 1 in 10 of chance, anywhere from a few per cent to about twice that"
     assert 0.02 < records["untrained_mlp_acc"] < 0.2
 
 
 @pytest.mark.notebook
 def test_from_scratch_and_nn_linear_agree_up_to_rounding(records):
-    # "the largest difference printed is 0, or a difference in the last digit of a float32 (about 1e-7)"
+    # "the largest difference printed is 0, or a difference in the last digit of a float32 (about 1e-7 times
+    # the size of the numbers)"
     assert records["linear_matches_scratch"] is True
     assert records["linear_max_difference"] < 1e-6
 

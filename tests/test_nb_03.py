@@ -67,16 +67,16 @@ def test_hand_written_loop_gives_the_same_history_as_fit(records):
 
 
 def test_digits_claims(records):
-    # "After three epochs the model already classifies well over 80 % of the test images"
+    # "After three epochs the model already classifies over 80 % of the test images"
     assert records["hand_test_acc"] > 0.8
     # "in the first epoch the training loss is higher than the test loss"
     assert records["hand_first_train_loss"] > records["hand_first_test_loss"]
     # "The test accuracy ends above 95 %, far above the 10 % of guessing"
     assert records["epochs"] == 20 and records["test_acc"] > 0.95
-    # "reaches its lowest values in the second half of training" and "stays above the training loss"
+    # "reaches its lowest values in the second half of training" and "By the end it lies well above the training loss"
     assert records["test_loss_best_epoch"] > 10
     assert records["test_loss"] > records["train_loss"]
-    # "moves by a few points from one epoch to the next"
+    # "Over these ten epochs the accuracy wanders by a few points"
     assert 0.01 <= records["test_acc_max_last_10"] - records["test_acc_min_last_10"] <= 0.06
 
 
