@@ -92,8 +92,8 @@ def test_transfer_pays_with_scarce_labels(records):
     for n in (1, 2):
         for method in ("feature_extraction", "fine_tuning"):
             assert acc(records, method, n) - acc(records, "from_scratch", n) > 0.02, (method, n)
-    # "with 1 per digit the gain is large, between about 10 and 20 points, while from scratch stays close to the
-    # 20% of guessing"
+    # "with 1 per digit the gain is large, about 10 points or more, while from scratch stays close to the 20% of
+    # guessing"
     assert 0.08 < records["transfer_gain_fewest_labels"] < 0.25
     assert acc(records, "from_scratch", 1) < 0.3
 
@@ -126,7 +126,7 @@ def test_training_accuracies_as_the_prose_reads_them(records):
     for n in COUNTS:
         assert records[f"fine_tuning_lowest_train_acc_{n}"] >= 0.88, n
         assert records[f"from_scratch_lowest_train_acc_{n}"] >= 0.98, n
-    # "The two frozen methods do not, once there are 20 or more labels per digit"
+    # "The two frozen methods miss some with 20 or more labels per digit"
     for n in (20, 50):
         assert records[f"feature_extraction_lowest_train_acc_{n}"] < 0.97, n
         assert records[f"random_frozen_lowest_train_acc_{n}"] < 0.97, n
