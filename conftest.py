@@ -138,6 +138,7 @@ def _prepare_hermetic_run() -> None:
 def pytest_configure(config):
     if _is_controller(config):
         _prepare_hermetic_run()
+        _checkout_before.update(checkout_snapshot())
     netguard().install(os.environ.get(LOG_ENV))
 
 
@@ -150,6 +151,7 @@ def pytest_sessionfinish(session):
     if not _is_controller(session.config) or not os.environ.get(LOG_ENV):
         return
     _refused[:] = netguard().read_log(os.environ[LOG_ENV])
+    _checkout_changes[:] = checkout_changes(_checkout_before, checkout_snapshot())
     if (_refused or _checkout_changes) and session.exitstatus in (pytest.ExitCode.OK,
                                                                   pytest.ExitCode.NO_TESTS_COLLECTED):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
