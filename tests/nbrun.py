@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import contextlib
+import itertools
 import json
 import os
 from collections.abc import Iterable, Iterator
@@ -150,3 +152,40 @@ def claim_records(request: pytest.FixtureRequest, name: str) -> dict[str, Any]:
     if request.param == "committed":
         return committed_records(name)
     return request.getfixturevalue("perturbed")[0]
+
+
+def run_validation_cell(name: str, whole: bool = False, **overrides: Any) -> None:
+    """Run notebook ``name``'s validation cell in this process, without a kernel, on its default parameters
+    changed by ``overrides``: every check of a bad value, for the cases that need no papermill run.
+
+    Runs the cell up to the line that sets the thread count or makes the run folder (so nothing is written),
+    or, with ``whole``, every line but the thread count's. Magics (``%matplotlib``) are left out.
+    """
+    from helpers.series import default_parameters
+
+    cells = json.loads(notebook_path(name).read_text(encoding="utf-8"))["cells"]
+    sources = ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
+    cell = next(source for source in sources if "check_params(" in source)
+    tree = ast.parse("\n".join(line for line in cell.splitlines() if not line.lstrip().startswith("%")))
+    if whole:
+        body = [node for node in tree.body if "one_cpu_thread()" not in ast.unparse(node)]
+    else:
+        body = list(itertools.takewhile(
+            lambda node: not any(call in ast.unparse(node) for call in ("one_cpu_thread()", "prepare_dir(")),
+            tree.body))
+    namespace = {**default_parameters(notebook_path(name)), **overrides}
+    exec(compile(ast.Module(body=body, type_ignores=[]), name, "exec"), namespace)
+
+
+def printed(notebook: str | Path) -> str:
+    """Everything an executed notebook printed (its stream outputs), in order."""
+    cells = json.loads(Path(notebook).read_text(encoding="utf-8"))["cells"]
+    return "".join("".join(output.get("text", "")) for cell in cells for output in cell.get("outputs", []))
+
+
+def claim_text(request: pytest.FixtureRequest, name: str) -> str:
+    """For a fixture parametrised over ``["committed", "perturbed"]``: what the committed notebook printed, or
+    what the module's ``perturbed`` run (records, folder) printed."""
+    if request.param == "committed":
+        return printed(notebook_path(name))
+    return printed(request.getfixturevalue("perturbed")[1] / f"{name}.out.ipynb")

@@ -3,31 +3,12 @@ with another seed, and the validation of its parameters."""
 
 from __future__ import annotations
 
-import ast
-import json
-from typing import Any
-
 import pytest
 
 from helpers.params import ParameterError
-from tests.nbrun import claim_records, execute_expecting_error, execute_perturbed, notebook_path
+from tests.nbrun import claim_records, execute_expecting_error, execute_perturbed, run_validation_cell
 
 NAME = "00_fundamentals"
-
-
-def run_validation_cell(name: str, **overrides: Any) -> None:
-    """Run the imports and the ``check_params(...)`` call of notebook ``name``'s validation cell, without a
-    kernel, on its default parameters changed by ``overrides``: the bad values a kernel need not start for."""
-    from helpers.series import default_parameters
-
-    cells = json.loads(notebook_path(name).read_text(encoding="utf-8"))["cells"]
-    sources = ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
-    cell = next(text for text in sources if "check_params(" in text)
-    tree = ast.parse("\n".join(line for line in cell.splitlines() if not line.startswith("%")))
-    keep = [node for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))
-            or (isinstance(node, ast.Expr) and "check_params(" in ast.unparse(node))]
-    namespace = {**default_parameters(notebook_path(name)), **overrides}
-    exec(compile(ast.Module(body=keep, type_ignores=[]), name, "exec"), namespace)
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from helpers.data import TensorPairDataset, load_digits, make_toy_2d
 from helpers.params import ParameterError
-from tests.nbrun import claim_records, execute, execute_expecting_error, execute_perturbed
-from tests.test_nb_00 import run_validation_cell
+from tests.nbrun import claim_records, execute, execute_expecting_error, execute_perturbed, run_validation_cell
 
 NAME = "01_data"
 

@@ -10,8 +10,14 @@ from torch import nn
 
 from helpers.models import LinearRegression, count_parameters
 from helpers.params import ParameterError
-from tests.nbrun import claim_records, execute, execute_expecting_error, execute_perturbed, notebook_path
-from tests.test_nb_00 import run_validation_cell
+from tests.nbrun import (
+    claim_records,
+    execute,
+    execute_expecting_error,
+    execute_perturbed,
+    notebook_path,
+    run_validation_cell,
+)
 
 NAME = "02_model"
 

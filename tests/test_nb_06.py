@@ -4,8 +4,6 @@ another seed set (whose test accuracy must lie within the measured spread), a SM
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from helpers.checkpoint import load_checkpoint
@@ -13,10 +11,11 @@ from helpers.params import ParameterError
 from tests.nbrun import (
     assert_within_spread,
     claim_records,
+    claim_text,
     execute,
     execute_expecting_error,
     execute_perturbed,
-    notebook_path,
+    run_validation_cell,
 )
 
 pytestmark = pytest.mark.notebook
@@ -38,17 +37,9 @@ def records(request):
     return claim_records(request, NAME)
 
 
-def printed(path) -> str:
-    """Everything an executed notebook printed."""
-    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
-    return "".join("".join(output.get("text", "")) for cell in cells for output in cell.get("outputs", []))
-
-
 @pytest.fixture(scope="module", params=["committed", "perturbed"])
 def text(request):
-    if request.param == "committed":
-        return printed(notebook_path(NAME))
-    return printed(request.getfixturevalue("perturbed")[1] / f"{NAME}.out.ipynb")
+    return claim_text(request, NAME)
 
 
 def test_rerun_with_other_seeds_lies_within_the_measured_spread(perturbed):
@@ -107,18 +98,6 @@ def test_bad_resume_after_stops_the_notebook_in_validation_before_writing(tmp_pa
     assert not (tmp_path / "runs").exists()
 
 
-def validate(**parameters) -> None:
-    """Run the notebook's parameters cell, then ``parameters``, then its validation cell, in this process
-    (without the line that sets the thread count)."""
-    cells = json.loads(notebook_path(NAME).read_text(encoding="utf-8"))["cells"]
-    code = ["".join(cell["source"]) for cell in cells if cell["cell_type"] == "code"]
-    namespace: dict = {}
-    exec(code[0], namespace)  # the parameters cell
-    namespace.update(parameters)
-    validation = "\n".join(line for line in code[1].splitlines() if "one_cpu_thread()" not in line)
-    exec(validation, namespace)
-
-
 @pytest.mark.parametrize("parameters, message", [
     ({"RESUME_AFTER": 0}, "RESUME_AFTER = 0 is not allowed: must be a whole number greater than 0"),
     ({"RESUME_AFTER": 8, "EPOCHS": 8}, "RESUME_AFTER = 8 is not allowed: it must be smaller than EPOCHS = 8"),
@@ -126,7 +105,7 @@ def validate(**parameters) -> None:
 ], ids=["resume_after_0", "resume_after_epochs", "epochs"])
 def test_validation_cell_refuses_bad_values(tmp_path, parameters, message):
     with pytest.raises(ParameterError) as error:
-        validate(RUNS_DIR=str(tmp_path / "runs"), **parameters)
+        run_validation_cell(NAME, RUNS_DIR=str(tmp_path / "runs"), **parameters)
     assert message in str(error.value)
     assert not (tmp_path / "runs").exists()
 
@@ -134,5 +113,5 @@ def test_validation_cell_refuses_bad_values(tmp_path, parameters, message):
 def test_runs_dir_that_cannot_be_written_says_what_to_do(tmp_path):
     (tmp_path / "a_file").write_text("a file, not a folder")
     with pytest.raises(PermissionError) as error:
-        validate(RUNS_DIR=str(tmp_path / "a_file" / "runs"))
+        run_validation_cell(NAME, whole=True, RUNS_DIR=str(tmp_path / "a_file" / "runs"))
     assert "cannot write to" in str(error.value) and "set RUNS_DIR" in str(error.value)

@@ -19,10 +19,12 @@ from helpers.shapes import shapes_folder
 from tests.nbrun import (
     assert_within_spread,
     claim_records,
+    claim_text,
     execute,
     execute_expecting_error,
     execute_perturbed,
-    notebook_path,
+    printed,
+    run_validation_cell,
 )
 from tests.test_vision import write_mnist_like
 
@@ -37,17 +39,6 @@ DIGITS_TEST_IMAGE = 1 / 359  # one of the 359 digits test images: an accuracy's 
 
 def comparison(tmp_path: Path) -> dict:
     return json.loads((tmp_path / "runs" / "comparison.json").read_text())
-
-
-def printed_by(path: Path) -> str:
-    """Everything an executed notebook printed."""
-    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
-    return "".join("".join(output.get("text", "")) for cell in cells for output in cell.get("outputs", []))
-
-
-def printed(tmp_path: Path) -> str:
-    """Everything the notebook executed in ``tmp_path`` printed."""
-    return printed_by(tmp_path / f"{NAME}.out.ipynb")
 
 
 def by_model(rows: list[dict], key: str) -> dict[str, list]:
@@ -75,9 +66,7 @@ def records(request) -> dict:
 
 @pytest.fixture(scope="module", params=["committed", "perturbed"])
 def text(request) -> str:
-    if request.param == "committed":
-        return printed_by(notebook_path(NAME))
-    return printed(request.getfixturevalue("perturbed")[1])
+    return claim_text(request, NAME)
 
 
 def test_rerun_with_other_seeds_lies_within_the_measured_spread(perturbed):
@@ -124,7 +113,8 @@ def test_size_claims(perturbed):
     assert digits["linear"][0] < digits["mlp"][0] < digits["tinyvgg"][0]
     assert shapes["mlp"][0] > shapes["tinyvgg"][0]
     assert len(summary["rows"]) == len(summary["shapes_rows"]) == 3 * 3  # every model, every seed
-    assert ESTIMATE_LINE in printed(tmp_path)  # the estimate before training (its accuracy is not tested: timing)
+    # the estimate before training (its accuracy is not tested: timing)
+    assert ESTIMATE_LINE in printed(tmp_path / f"{NAME}.out.ipynb")
 
 
 # Smoke runs -----------------------------------------------------------------------------------------------------
@@ -214,7 +204,7 @@ def test_fashion_mnist_runs_end_to_end_from_its_files_on_disk(tmp_path, refused_
     assert summary["classes"] == FashionMNIST.classes  # 'T-shirt/top', 'Trouser', ... 'Ankle boot'
     assert len(summary["classes"]) == 10
     assert (records["n_train"], records["n_test"]) == (40, 20)  # every image written, and no other
-    text = printed(tmp_path)
+    text = printed(tmp_path / f"{NAME}.out.ipynb")
     assert "FashionMNIST: 40 training and 20 test images" in text
     per_class = np.bincount(written["train_labels"], minlength=10).tolist()
     assert f"training images per class: {per_class}" in text  # the labels are the ones in the files
@@ -234,18 +224,6 @@ def test_online_dataset_offline_stops_with_one_clear_message(tmp_path, refused_p
     assert not (tmp_path / "runs" / "comparison.json").exists()
 
 
-def validate(**parameters) -> None:
-    """Run the notebook's parameters cell, then ``parameters``, then its validation cell, in this process
-    (without the line that sets the thread count and the matplotlib magic)."""
-    cells = json.loads(notebook_path(NAME).read_text(encoding="utf-8"))["cells"]
-    code = ["".join(cell["source"]) for cell in cells if cell["cell_type"] == "code"]
-    namespace: dict = {}
-    exec(code[0], namespace)  # the parameters cell
-    namespace.update(parameters)
-    exec("\n".join(line for line in code[1].splitlines() if "one_cpu_thread()" not in line
-                   and not line.startswith("%")), namespace)
-
-
 @pytest.mark.parametrize(("parameters", "message"), [
     ({"DATASET": "svhn"}, "DATASET = 'svhn' is not allowed: choose one of 'digits', 'shapes', 'fashion_mnist', "
                           "'mnist', 'cifar10'."),
@@ -254,6 +232,6 @@ def validate(**parameters) -> None:
 ], ids=["dataset", "seeds", "image_size"])
 def test_validation_cell_refuses_bad_values(tmp_path, parameters, message):
     with pytest.raises(ParameterError) as error:
-        validate(RUNS_DIR=str(tmp_path / "runs"), DATA_DIR=str(tmp_path / "data"), **parameters)
+        run_validation_cell(NAME, RUNS_DIR=str(tmp_path / "runs"), DATA_DIR=str(tmp_path / "data"), **parameters)
     assert message in str(error.value)
     assert not (tmp_path / "runs").exists() and not (tmp_path / "data").exists()

@@ -5,11 +5,9 @@ anything is written."""
 
 from __future__ import annotations
 
-import ast
 import json
 import random
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -21,7 +19,7 @@ from tests.nbrun import (
     execute,
     execute_expecting_error,
     execute_perturbed,
-    notebook_path,
+    run_validation_cell,
     spread,
 )
 
@@ -214,28 +212,12 @@ def test_broken_own_folder_stops_in_the_validation_cell_before_writing(tmp_path)
     assert not (tmp_path / "data").exists()
 
 
-def run_validation_cell(**overrides: Any) -> None:
-    """The validation cell's checks (imports, check_params, the IMAGES_PER_CLASS check and the IMAGE_DIR
-    check), without a kernel and without the lines that pick the device or make the run folder."""
-    from helpers.series import default_parameters
-
-    cells = json.loads(notebook_path(NAME).read_text(encoding="utf-8"))["cells"]
-    sources = ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
-    cell = next(source for source in sources if "check_params(" in source)
-    tree = ast.parse(cell)
-    keep = [node for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom, ast.If))
-            or (isinstance(node, ast.Expr) and "check_params(" in ast.unparse(node))
-            or (isinstance(node, ast.Assign) and "image" in ast.unparse(node.targets[0]))]
-    namespace = {**default_parameters(notebook_path(NAME)), **overrides}
-    exec(compile(ast.Module(body=keep, type_ignores=[]), NAME, "exec"), namespace)
-
-
 @pytest.mark.parametrize("make", [broken_one_class, broken_empty_class, broken_unreadable_file, broken_missing])
 def test_broken_own_folder_is_refused_by_the_validation_cell_checks(tmp_path, make):
     expected = make(tmp_path / "mine")
     before = snapshot(tmp_path)
     with pytest.raises(ImageFolderError) as error:
-        run_validation_cell(IMAGE_DIR=str(tmp_path / "mine"))
+        run_validation_cell(NAME, IMAGE_DIR=str(tmp_path / "mine"))
     assert str(error.value).startswith(str(tmp_path / "mine")) and expected in str(error.value)
     assert snapshot(tmp_path) == before
     with pytest.raises(ImageFolderError):  # the same helper, called directly
@@ -243,7 +225,7 @@ def test_broken_own_folder_is_refused_by_the_validation_cell_checks(tmp_path, ma
 
 
 def test_default_parameters_pass_the_validation_cell_checks():
-    run_validation_cell()  # no exception
+    run_validation_cell(NAME)  # no exception
 
 
 @pytest.mark.parametrize("name, value", [("IMAGE_SIZE", 4), ("IMAGES_PER_CLASS", 3), ("IMAGE_DIR", 5)])
@@ -251,7 +233,7 @@ def test_bad_parameter_is_refused_by_the_validation_cell_checks(name, value):
     from helpers.params import ParameterError
 
     with pytest.raises(ParameterError) as error:
-        run_validation_cell(**{name: value})
+        run_validation_cell(NAME, **{name: value})
     assert f"{name} = {value}" in str(error.value)
 
 

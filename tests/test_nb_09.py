@@ -8,8 +8,6 @@ stops the notebook before it writes anything.
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
 from torchvision.models import MobileNet_V3_Small_Weights, mobilenet_v3_small
@@ -25,6 +23,7 @@ from tests.nbrun import (
     execute_expecting_error,
     execute_perturbed,
     notebook_path,
+    printed,
 )
 
 pytestmark = pytest.mark.notebook
@@ -34,11 +33,6 @@ WEIGHTS = MobileNet_V3_Small_Weights.DEFAULT
 COUNTS = (1, 2, 5, 20, 50)
 METHODS = ("feature_extraction", "fine_tuning", "from_scratch", "random_frozen")
 TEST_IMAGE = 1 / 448  # one of the 448 test images: an accuracy's smallest step on one draw
-
-
-def printed(out: str) -> str:
-    cells = json.loads(open(out, encoding="utf-8").read())["cells"]
-    return "".join("".join(o.get("text", "")) for c in cells for o in c.get("outputs", []))
 
 
 @pytest.fixture(scope="module")

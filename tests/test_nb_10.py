@@ -18,22 +18,17 @@ from helpers.params import ParameterError
 from tests.nbrun import (
     assert_within_spread,
     claim_records,
+    claim_text,
     execute,
     execute_expecting_error,
     execute_perturbed,
-    notebook_path,
+    run_validation_cell,
 )
 
 pytestmark = pytest.mark.notebook
 
 NAME = "10_going_further"
 TEST_IMAGE = 1 / 359  # one of the 359 digits test images: an accuracy's smallest step
-
-
-def printed(path) -> str:
-    """Everything an executed notebook printed."""
-    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
-    return "".join("".join(o.get("text", "")) for c in cells for o in c.get("outputs", []))
 
 
 @pytest.fixture(scope="module")
@@ -50,9 +45,7 @@ def records(request):
 
 @pytest.fixture(scope="module", params=["committed", "perturbed"])
 def text(request):
-    if request.param == "committed":
-        return printed(notebook_path(NAME))
-    return printed(request.getfixturevalue("perturbed")[1] / f"{NAME}.out.ipynb")
+    return claim_text(request, NAME)
 
 
 def test_rerun_with_other_seeds_lies_within_the_measured_spread(perturbed):
@@ -111,18 +104,6 @@ def test_bad_parameter_stops_the_notebook_in_validation_before_writing(tmp_path)
     assert not (tmp_path / "runs").exists()
 
 
-def validate(**parameters) -> None:
-    """Run the notebook's parameters cell, then ``parameters``, then its validation cell, in this process
-    (without the line that sets the thread count)."""
-    cells = json.loads(notebook_path(NAME).read_text(encoding="utf-8"))["cells"]
-    code = ["".join(cell["source"]) for cell in cells if cell["cell_type"] == "code"]
-    namespace: dict = {}
-    exec(code[0], namespace)  # the parameters cell
-    namespace.update(parameters)
-    exec("\n".join(line for line in code[1].splitlines() if "one_cpu_thread()" not in line
-                   and not line.startswith("%")), namespace)
-
-
 @pytest.mark.parametrize(("parameters", "message"), [
     ({"BATCH_SIZE": 63}, "BATCH_SIZE = 63 is not allowed: with 2 processes it must be a multiple of 2"),
     ({"PROCESSES": 4, "BATCH_SIZE": 66}, "BATCH_SIZE = 66 is not allowed: with 4 processes it must be a multiple of 4"),
@@ -130,6 +111,6 @@ def validate(**parameters) -> None:
 ], ids=["batch_size", "batch_size_4", "compile"])
 def test_validation_cell_refuses_bad_values(tmp_path, parameters, message):
     with pytest.raises(ParameterError) as error:
-        validate(RUNS_DIR=str(tmp_path / "runs"), **parameters)
+        run_validation_cell(NAME, RUNS_DIR=str(tmp_path / "runs"), **parameters)
     assert message in str(error.value)
     assert not (tmp_path / "runs").exists()
