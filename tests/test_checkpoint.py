@@ -441,6 +441,7 @@ def test_memory_and_read_errors_while_loading_are_not_called_damaged(tmp_path, m
     assert not isinstance(info.value, CorruptCheckpointError)
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")  # random bytes may name any protocol
 def test_any_garbage_is_reported_as_corrupt(tmp_path):
     path = tmp_path / "garbage.pt"
     rng = np.random.default_rng(0)
