@@ -61,11 +61,17 @@ class _Totals:
     """Running sums for the exact averages, read once at the end of the epoch.
 
     Reading a number from a GPU (``.item()``) makes Python wait until the GPU has caught up, so there the
-    sums stay tensors on the device and the loop never waits for them. On the CPU nothing waits, and a
-    few small tensor operations per batch cost more than the numbers themselves: the sums are Python
-    numbers (float64, as the tensors are). For a ``DistributedDataParallel`` model the sums are tensors
-    and are added over the processes at the end (the one place of the per-example average).
+    sums stay tensors on the device, added to batch by batch, and the loop never waits for them. On the CPU
+    nothing waits, but each small tensor operation has a fixed cost that a small model's step notices: the
+    sums are Python numbers (float64, as the tensors are), and the counting (targets kept, correct
+    predictions) is done for up to ``HOST_GROUP`` batches at once, on their outputs and targets joined.
+    Those tensors must not change after the loop has seen them (a loader or model that refills one
+    buffer would need ``.clone()``). For a ``DistributedDataParallel`` model the sums are tensors and are
+    added over the processes at the end (the one place of the per-example average).
     """
+
+    HOST_GROUP = 64  # batches counted together on the CPU (fewer if their outputs hold over 2**20 numbers)
+    HOST_NUMBERS = 2**20
 
     def __init__(self, loss_fn: Callable[..., torch.Tensor], device: torch.device, model: nn.Module) -> None:
         self.across_processes = isinstance(model, DistributedDataParallel)  # each process has a share of the data
@@ -81,33 +87,76 @@ class _Totals:
         self.labelled: torch.Tensor | int = 0 if self.on_host else torch.zeros((), dtype=torch.int64, device=device)
         self.count = 0  # examples seen: len(y) is known without waiting for the device
         self.classes = True
+        self.pending: list[tuple[float, torch.Tensor, torch.Tensor]] = []  # on the CPU: (loss, logits, y) to count
+        self.pending_numbers = 0
 
-    def _value(self, number: torch.Tensor | int) -> torch.Tensor | int | float:
-        """``number`` as the sums hold it: a Python number on the CPU, the tensor itself elsewhere."""
-        return number.item() if self.on_host and isinstance(number, torch.Tensor) else number
+    def _is_classes(self, logits: torch.Tensor, y: torch.Tensor) -> bool:
+        """Whether the batch is classification with class labels: the accuracy can be counted."""
+        return y.dim() == 1 and logits.dim() == 2 and y.dtype in (torch.int64, torch.int32)
+
+    def _labelled(self, y: torch.Tensor) -> torch.Tensor | None:
+        """Which targets count (``None``: every example, one weight each): not ``ignore_index``, class indices only."""
+        if self.class_weights and not y.is_floating_point():  # class indices, not class probabilities
+            return y != self.loss_fn.ignore_index
+        return None
+
+    def _weight(self, y: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
+        """The batch's total weight of kept targets under the loss's class ``weight``."""
+        # the index must be a valid class even where the target is ignored
+        return (self.loss_fn.weight[torch.where(kept, y, 0)] * kept).sum()
 
     def add(self, loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
         self.count += len(y)
-        kept, n_kept = None, len(y)
-        if self.class_weights and not y.is_floating_point():  # class indices, not class probabilities
-            kept = y != self.loss_fn.ignore_index
-            n_kept = kept.sum()
-            if self.loss_fn.weight is None:
-                weight = n_kept
-            else:  # the index must be a valid class even where the target is ignored
-                weight = (self.loss_fn.weight[torch.where(kept, y, 0)] * kept).sum()
-        else:
-            weight = len(y)
         if self.on_host:
-            loss, weight, n_kept = loss.item(), self._value(weight), self._value(n_kept)  # float64, as below
-        else:
-            loss = loss.to(self.loss_sum.dtype)
-        self.loss_sum += loss * weight if self.mean else loss  # the batch's sum of example losses
+            self.pending.append((loss.item(), logits, y))
+            self.pending_numbers += logits.numel()
+            if len(self.pending) >= self.HOST_GROUP or self.pending_numbers >= self.HOST_NUMBERS:
+                self._count_pending()
+            return
+        kept = self._labelled(y)
+        n_kept = len(y) if kept is None else kept.sum()
+        weight = n_kept if kept is None or self.loss_fn.weight is None else self._weight(y, kept)
+        self.loss_sum += loss.to(self.loss_sum.dtype) * weight if self.mean else loss.to(self.loss_sum.dtype)
         self.weight_sum += weight
-        if self.classes and y.dim() == 1 and logits.dim() == 2 and y.dtype in (torch.int64, torch.int32):
+        if self.classes and self._is_classes(logits, y):
             hits = logits.argmax(dim=1) == y
-            self.correct += self._value((hits if kept is None else hits & kept).sum())
+            self.correct += (hits if kept is None else hits & kept).sum()
             self.labelled += n_kept
+        else:
+            self.classes = False
+
+    def _count_pending(self) -> None:
+        """Add the pending CPU batches to the sums: the same numbers as adding them one batch at a time."""
+        pending, self.pending, self.pending_numbers = self.pending, [], 0
+        if pending:
+            self._count(pending)
+
+    def _count(self, batches: list[tuple[float, torch.Tensor, torch.Tensor]]) -> None:
+        """Add ``batches`` (loss, outputs, targets) to the sums, in order; joined, or one by one if their shapes differ."""
+        losses, logits, ys = zip(*batches)
+        try:
+            outputs, y = (torch.cat(logits), torch.cat(ys)) if len(batches) > 1 else (logits[0], ys[0])
+        except RuntimeError:  # shapes that cannot be joined (images of several sizes, say)
+            for batch in batches:
+                self._count([batch])
+            return
+        sizes = [len(part) for part in ys]
+        kept = self._labelled(y)
+        if kept is not None and self.loss_fn.weight is None and bool(kept.all()):
+            kept = None  # nothing ignored: every example counts once
+        n_kept = sizes if kept is None else [int(part.sum()) for part in kept.split(sizes)]
+        if kept is None or self.loss_fn.weight is None:
+            weights: list[int] | list[float] = n_kept
+        else:
+            weights = [self._weight(part_y, part_kept).item()
+                       for part_y, part_kept in zip(ys, kept.split(sizes), strict=True)]
+        for loss, weight in zip(losses, weights, strict=True):  # Python floats, added one batch at a time
+            self.loss_sum += loss * weight if self.mean else loss
+            self.weight_sum += weight
+        if self.classes and self._is_classes(outputs, y):
+            hits = outputs.max(dim=1).indices == y  # argmax(dim=1): the same first index of a tie, but faster
+            self.correct += int((hits if kept is None else hits & kept).sum())
+            self.labelled += sum(n_kept)
         else:
             self.classes = False
 
@@ -121,6 +170,7 @@ class _Totals:
         self.correct, self.labelled, self.count = counts[0], counts[1], int(counts[2])
 
     def result(self, prefix: str) -> dict[str, float]:
+        self._count_pending()
         if self.across_processes:
             self._add_other_processes()
         if self.count == 0:

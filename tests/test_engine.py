@@ -400,3 +400,70 @@ def test_cpu_sums_as_python_numbers_equal_the_device_tensor_sums_bit_for_bit(los
         on_host.add(loss, logits, target)
         as_tensors.add(loss, logits, target)
     assert on_host.result("test") == as_tensors.result("test")
+
+
+def segmentation_batches(generator, ignore_index):
+    """Batches of per-pixel class targets: 3 classes, images of two widths, some pixels ignored."""
+    for width in (4, 4, 6, 4):
+        logits = torch.randn(2, 3, 5, width, generator=generator)
+        y = torch.randint(0, 3, (2, 5, width), generator=generator)
+        y[0, 0, :2] = ignore_index
+        yield logits, y
+
+
+@pytest.mark.parametrize("loss_fn", [
+    nn.CrossEntropyLoss(), nn.CrossEntropyLoss(weight=torch.tensor([0.5, 2.0, 1.0]), ignore_index=1),
+    nn.CrossEntropyLoss(reduction="sum"), nn.MSELoss(),
+], ids=["mean", "weight+ignore", "sum", "regression"])
+def test_cpu_batches_counted_in_groups_give_the_numbers_of_one_batch_at_a_time(loss_fn, monkeypatch):
+    from helpers.engine import _Totals
+
+    def totals(group, batches):
+        monkeypatch.setattr(_Totals, "HOST_GROUP", group)
+        counter = _Totals(loss_fn, CPU, nn.Linear(4, 3))
+        for logits, target in batches:
+            counter.add(loss_fn(logits, target), logits, target)
+            assert len(counter.pending) < group  # never more than a group held
+        return counter.result("test")
+
+    generator = torch.Generator().manual_seed(0)
+    batches = []
+    for size in [64] * 150 + [17]:  # groups of 64 batches, then a short group and a short last batch
+        logits = torch.randn(size, 3, generator=generator)
+        target = torch.randint(0, 3, (size,), generator=generator)
+        batches.append((logits, target if not isinstance(loss_fn, nn.MSELoss) else torch.randn(size, 3)))
+    one_at_a_time = totals(1, batches)
+    assert totals(64, batches) == one_at_a_time
+    assert totals(7, batches) == one_at_a_time
+    if not isinstance(loss_fn, nn.MSELoss):  # targets of several shapes cannot be joined: counted one by one
+        images = list(segmentation_batches(generator, loss_fn.ignore_index))
+        assert totals(64, images) == totals(1, images)
+
+
+def test_the_cpu_holds_outputs_of_at_most_about_a_million_numbers():
+    from helpers.engine import _Totals
+
+    counter = _Totals(nn.CrossEntropyLoss(), CPU, nn.Linear(4, 3))
+    logits, y = torch.zeros(256, 1024), torch.zeros(256, dtype=torch.int64)  # 2**18 numbers a batch
+    held = []
+    for _ in range(10):
+        counter.add(torch.tensor(1.0), logits, y)
+        held.append(len(counter.pending))
+    assert held == [1, 2, 3, 0, 1, 2, 3, 0, 1, 2]  # the fourth batch reaches 2**20: the group is counted
+
+
+def test_accuracy_counts_a_tie_or_nan_as_argmax_does():
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randint(0, 3, (200, 4), generator=generator).float()  # many rows with tied maxima
+    logits[torch.rand(200, 4, generator=generator) < 0.05] = float("nan")
+    y = torch.randint(0, 4, (200,), generator=generator)
+
+    class Given(nn.Module):
+        def forward(self, index):
+            return logits[index]
+
+    loader = DataLoader(TensorDataset(torch.arange(200), y), batch_size=16)
+    metrics = evaluate(Given(), loader, nn.CrossEntropyLoss(), CPU)
+    assert metrics["test_acc"] == (logits.argmax(dim=1) == y).sum().item() / 200
+    any_top_label = (logits.gather(1, y[:, None]).squeeze(1) == logits.max(1).values).sum().item() / 200
+    assert metrics["test_acc"] < any_top_label  # the ties matter: counting every tied label would give more
