@@ -1,41 +1,36 @@
-"""Data-parallel training with DistributedDataParallel, started by torchrun (introduced in 10_going_further).
+"""The pieces of data-parallel training that ``helpers.train`` uses under torchrun (introduced in 10_going_further).
 
-Two processes on the CPU (gloo backend), talking only over 127.0.0.1::
+torchrun starts N copies of a script and gives each one ``RANK`` (0 to N - 1 over all machines),
+``LOCAL_RANK`` (its number on its own machine) and ``WORLD_SIZE`` (N). Started without torchrun, a
+script is the one process of a world of one: :func:`process_rank` gives ``(0, 1, 0)`` and
+:func:`process_group` starts nothing. The same training code then runs either way:
 
-    python -m torch.distributed.run --nnodes=1 --nproc_per_node=2 --master_addr=127.0.0.1 \\
-        --master_port=29500 -m helpers.distributed --epochs 5 --batch-size 64 --out runs/ddp
-
-torchrun starts the processes and gives each one ``RANK``, ``LOCAL_RANK`` and
-``WORLD_SIZE``. Started without torchrun (``python -m helpers.distributed`` or
-:func:`train` from Python) the same code trains in one process: the reference
-that the data-parallel run must match. ``--batch-size`` is the *global* batch:
-each of the N processes takes 1/N of every batch, and DDP averages the
-gradients, so the N processes make exactly the updates of one process.
+- :class:`ShardedLoader` gives this process its share of every global batch, the same batches
+  for one process or N;
+- :func:`eval_share` gives it every N-th test example; ``helpers.engine`` adds the sums of all the
+  processes, so each one gets the exact averages over the whole test set;
+- :func:`process_device` gives each process its own GPU, or the CPU.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
-import sys
-from pathlib import Path
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 import torch.distributed as dist
-from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
-from helpers.atomic import save_json
-from helpers.checkpoint import save_weights
-from helpers.data import DATASETS, TensorPairDataset, load_data
-from helpers.device import get_device, set_seed
-from helpers.engine import evaluate, format_epoch, train_one_epoch
-from helpers.models import MODELS, build_model
-from helpers.params import ParameterError, build_parser, check_options
-from helpers.paths import prepare_dir, runs_dir
+from helpers.data import TensorPairDataset
+from helpers.params import ParameterError
 
-__all__ = ["check_batch_size", "main", "make_train_loader", "process_device", "train"]
+__all__ = ["ShardedLoader", "check_batch_size", "eval_share", "process_device", "process_group", "process_rank"]
+
+
+def process_rank() -> tuple[int, int, int]:
+    """``(RANK, WORLD_SIZE, LOCAL_RANK)`` as torchrun sets them; ``(0, 1, 0)`` for a process started alone."""
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
 
 
 def check_batch_size(batch_size: int, world_size: int) -> int:
@@ -48,55 +43,42 @@ def check_batch_size(batch_size: int, world_size: int) -> int:
     return batch_size // world_size
 
 
-def make_train_loader(data: TensorPairDataset, batch_size: int, rank: int, world_size: int,
-                      seed: int) -> tuple[DataLoader, DistributedSampler]:
-    """This process's share of every global batch of ``batch_size``, and the sampler (call ``set_epoch``).
+class ShardedLoader:
+    """This process's share of every global batch of ``batch_size``; each pass (an epoch) shuffles anew.
 
-    Every process shuffles the same way (same seed and epoch); process ``rank``
-    takes positions ``rank, rank + world_size, ...`` of that order, in local
-    batches of ``batch_size // world_size``. Local batch k of all processes
-    together is global batch k of a single process. The last, short global
-    batch is dropped (``drop_last``), so every process makes the same number of
-    steps with the same number of examples.
+    Every process shuffles the same way (same seed and epoch); process ``rank`` takes positions
+    ``rank, rank + world_size, ...`` of that order, in local batches of ``batch_size // world_size``.
+    Local batch k of all processes together is global batch k of a single process. The last, short
+    global batch is dropped (``drop_last``), for one process as for many: every process makes the same
+    number of steps with the same number of examples, and N processes make exactly the steps of one.
+
+    It is a ``DataLoader`` over a ``DistributedSampler`` whose epoch (``set_epoch``) goes up by one at
+    the start of every pass, from 1, so a loop over epochs (``fit``) needs no call of its own.
     """
-    local_batch = check_batch_size(batch_size, world_size)
-    sampler = DistributedSampler(data, num_replicas=world_size, rank=rank, shuffle=True, seed=seed,
-                                 drop_last=True)
-    return DataLoader(data, batch_size=local_batch, sampler=sampler, drop_last=True), sampler
+
+    def __init__(self, data: TensorPairDataset, batch_size: int, rank: int, world_size: int, seed: int) -> None:
+        local_batch = check_batch_size(batch_size, world_size)
+        self.sampler = DistributedSampler(data, num_replicas=world_size, rank=rank, shuffle=True, seed=seed,
+                                          drop_last=True)
+        self.loader = DataLoader(data, batch_size=local_batch, sampler=self.sampler, drop_last=True)
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        self.epoch += 1
+        self.sampler.set_epoch(self.epoch)  # a new shuffle each epoch, the same in every process
+        return iter(self.loader)
 
 
-def train(
-    dataset: str, model_name: str, hidden_units: int, epochs: int, batch_size: int, lr: float, seed: int,
-    device: torch.device, rank: int = 0, world_size: int = 1, verbose: bool = True,
-) -> tuple[nn.Module, list[dict[str, float]]]:
-    """Train on this process's share of the data; return the (unwrapped) model and, on rank 0, the history.
+def eval_share(X: torch.Tensor, y: torch.Tensor, rank: int, world_size: int) -> TensorPairDataset:
+    """Examples ``rank, rank + world_size, ...``: the processes' shares are disjoint and cover every example once.
 
-    With a process group initialised (under torchrun) the model is wrapped in
-    ``DistributedDataParallel``; otherwise this is ordinary single-process
-    training. The history is only filled on rank 0, which evaluates on the test set.
+    Shares may differ in size by one; ``helpers.engine.evaluate`` adds up sums, not averages,
+    so the result is the exact average over all the examples.
     """
-    X_train, X_test, y_train, y_test = load_data(dataset, seed)
-    train_loader, sampler = make_train_loader(TensorPairDataset(X_train, y_train), batch_size, rank,
-                                              world_size, seed)
-    test_loader = DataLoader(TensorPairDataset(X_test, y_test), batch_size=batch_size)
-    set_seed(seed)  # the same initial weights in every process (DDP also copies rank 0's to the others)
-    model = build_model(model_name, hidden_units).to(device)
-    ddp = dist.is_initialized()
-    train_model = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None) \
-        if ddp else model
-    optimizer = torch.optim.Adam(train_model.parameters(), lr=lr)
-    loss_fn = nn.CrossEntropyLoss()  # mean over the local batch; DDP averages these means over processes
-    history: list[dict[str, float]] = []
-    for epoch in range(1, epochs + 1):
-        sampler.set_epoch(epoch)  # a new shuffle each epoch, the same in every process
-        # under DDP, train_one_epoch adds up the sums of all processes: the average over every example
-        metrics = {"epoch": epoch, **train_one_epoch(train_model, train_loader, loss_fn, optimizer, device)}
-        if rank == 0:
-            metrics.update(evaluate(model, test_loader, loss_fn, device))
-            history.append(metrics)
-            if verbose:
-                print(format_epoch(metrics), flush=True)
-    return model, history
+    return TensorPairDataset(X[rank::world_size], y[rank::world_size])
 
 
 def process_device(device: torch.device, local_rank: int) -> torch.device:
@@ -118,57 +100,23 @@ def process_device(device: torch.device, local_rank: int) -> torch.device:
     return torch.device("cuda", local_rank)
 
 
-def _parser() -> argparse.ArgumentParser:
-    return build_parser(
-        prog="python -m helpers.distributed",
-        description="Data-parallel training of a digits classifier; start it with torchrun.",
-        defaults={"model": "mlp", "hidden_units": 64, "device": "cpu"},
-        helps={"model": "'mlp' or 'tinyvgg'", "epochs": "passes over the data",
-               "batch_size": "global batch: the examples of one step, over all processes together",
-               "seed": "seed for split and weights",
-               "device": "'cpu' (gloo backend) or 'cuda' (nccl, one GPU per process: cuda:LOCAL_RANK)",
-               "out": "rank 0 writes here ('' means runs/ddp)"},
-    )
+@contextmanager
+def process_group(device: torch.device) -> Iterator[bool]:
+    """Join the other processes of a torchrun job for the ``with`` block (yields whether it did).
 
-
-def main(argv: list[str] | None = None) -> int:
-    """Run one process of a torchrun job (or a single process without torchrun); return the exit code."""
-    parser = _parser()
-    args = parser.parse_args(argv)
-    rank, world_size = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    ``nccl`` on CUDA (bound to this process's GPU), ``gloo`` on the CPU. Without torchrun
+    (no ``RANK`` in the environment) nothing is started. At the end every process waits for
+    the others (a process that tore the group down early could make another abort) and leaves.
+    """
+    if "RANK" not in os.environ:
+        yield False
+        return
+    if device.type == "cuda":  # device_id binds NCCL to this process's GPU from the start
+        dist.init_process_group("nccl", device_id=device)
+    else:
+        dist.init_process_group("gloo")
     try:
-        check_options(args, {"DATASET": DATASETS, "MODEL": MODELS})
-        check_batch_size(args.batch_size, world_size)
-        device = process_device(get_device(args.device), local_rank)
-        out = runs_dir(args.out, "ddp", base=Path.cwd())
-        if rank == 0:
-            prepare_dir(out, parameter="--out")
-    except (ParameterError, PermissionError) as error:
-        print(f"{parser.prog}: error: {error}", file=sys.stderr)
-        return 2
-    if "RANK" in os.environ:  # started by torchrun: join the other processes
-        if device.type == "cuda":  # device_id binds NCCL to this process's GPU from the start
-            dist.init_process_group("nccl", device_id=device)
-        else:
-            dist.init_process_group("gloo")
-    local_batch = args.batch_size // world_size
-    print(f"rank {rank} of {world_size}: batches of {local_batch} on {device}", flush=True)
-    try:
-        model, history = train(args.dataset, args.model, args.hidden_units, args.epochs, args.batch_size,
-                               args.lr, args.seed, device, rank, world_size)
-        if dist.is_initialized():
-            dist.barrier()  # rank 0 evaluates last; a rank that tore the group down early could abort at exit
+        yield True
+        dist.barrier()
     finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
-    if rank == 0:  # only one process writes, or they would overwrite each other's files
-        config = {**vars(args), "device": str(device), "world_size": world_size}
-        save_json({"config": config, "history": history}, Path(out, "history.json"))
-        save_weights(model, Path(out, "model.pt"))  # the plain module inside DDP; both writes atomic
-        print(f"rank 0 wrote history.json and model.pt to {args.out or out}", flush=True)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+        dist.destroy_process_group()

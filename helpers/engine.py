@@ -21,8 +21,9 @@ label, computed only when the targets are class labels (1-D integers) and the ou
 
 A model wrapped in ``DistributedDataParallel`` (10_going_further) means that every process sees its
 own share of the data: the sums are then added over all processes before dividing, so every process
-gets the same exact average over all the examples, whatever the shares' sizes. Every process must
-then call the function; the unwrapped ``model.module`` keeps the average to one process's data.
+gets the same exact average over all the examples, whatever the shares' sizes (``evaluate`` runs the
+wrapped module, so the shares may also hold different numbers of batches, even none). Every process must then call
+the function; the unwrapped ``model.module`` keeps the average to one process's data.
 """
 
 from __future__ import annotations
@@ -212,11 +213,14 @@ def evaluate(
 ) -> dict[str, float]:
     """Loss (and accuracy) over ``loader`` in eval mode without gradients; parameters stay untouched."""
     totals = _Totals(loss_fn, device, model)
+    # under DDP, the wrapped module itself: DDP's forward can exchange buffers (BatchNorm's statistics) with the
+    # other processes, which must then all call it; here a process's share may hold fewer batches, or none
+    network = model.module if isinstance(model, DistributedDataParallel) else model
     model.eval()
     with torch.inference_mode():
         for X, y in loader:
             X, y = X.to(device), y.to(device)
-            logits = model(X)
+            logits = network(X)
             totals.add(loss_fn(logits, y), logits, y)
     return totals.result(prefix)
 

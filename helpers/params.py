@@ -3,9 +3,9 @@
 Every notebook validates its ``parameters`` cell with one call to
 :func:`check_params` before it writes anything. A bad value raises
 :class:`ParameterError` whose message names the parameter, the value given and
-what is allowed. The command-line scripts of 10_going_further (``helpers.train``,
-``helpers.distributed``) share one table of options, :func:`build_parser`, checked
-by the same rules with :func:`check_options`.
+what is allowed. The command-line script of 10_going_further (``helpers.train``) takes
+its options from one table, :func:`build_parser`, checked by the same rules with
+:func:`check_options`.
 """
 
 from __future__ import annotations
@@ -150,23 +150,21 @@ OPTIONS: dict[str, tuple[str, bool, Any, str, str]] = {
     "model": ("NAME", False, "tinyvgg", "'tinyvgg' (small CNN) or 'mlp'", "MODEL"),
     "hidden_units": ("N", True, 16, "width of the model", "HIDDEN_UNITS"),
     "epochs": ("N", True, 5, "passes over the training data", "EPOCHS"),
-    "batch_size": ("N", True, 64, "examples per training step", "BATCH_SIZE"),
+    "batch_size": ("N", True, 64, "examples per training step, over all processes together", "BATCH_SIZE"),
     "lr": ("RATE", True, 0.003, "Adam's learning rate", "LEARNING_RATE"),
     "seed": ("N", True, 42, "seed for split, weights, shuffling", "SEED"),
-    "device": ("NAME", False, "auto", "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'", "DEVICE"),
-    "out": ("DIR", False, "", "output folder ('' means runs/train in the project)", "RUNS_DIR"),
+    "device": ("NAME", False, "auto", "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'; under torchrun 'cuda' means "
+               "one GPU per process, cuda:LOCAL_RANK", "DEVICE"),
+    "out": ("DIR", False, "", "output folder ('' means runs/train in the project); only process 0 writes",
+            "RUNS_DIR"),
 }
 
 
-def build_parser(
-    prog: str, description: str, defaults: Mapping[str, Any] | None = None,
-    helps: Mapping[str, str] | None = None,
-) -> argparse.ArgumentParser:
-    """The command-line options of the training scripts (10_going_further), one per entry of ``OPTIONS``.
+def build_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    """The command-line options of the training script (10_going_further), one per entry of ``OPTIONS``.
 
     Values stay unchecked here (numbers are parsed with :func:`parse_value`); :func:`check_options`
-    checks them. ``defaults`` and ``helps`` replace an option's default value or help text by name
-    (``{"model": "mlp"}``), so each script shares the same options with its own defaults.
+    checks them.
     """
     parser = argparse.ArgumentParser(
         prog=prog, description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -174,7 +172,7 @@ def build_parser(
     for name, (metavar, literal, default, help_text, _) in OPTIONS.items():
         parser.add_argument(
             f"--{name.replace('_', '-')}", metavar=metavar, type=parse_value if literal else str,
-            default=(defaults or {}).get(name, default), help=(helps or {}).get(name, help_text),
+            default=default, help=help_text,
         )
     return parser
 

@@ -341,6 +341,10 @@ def _one_of_two_processes(rank: int, port: int, out: str) -> None:
         results = {"train": train_one_epoch(ddp, loader, nn.CrossEntropyLoss(), optimizer, CPU),
                    "eval": evaluate(ddp, loader, nn.CrossEntropyLoss(), CPU),
                    "own_share": evaluate(model, loader, nn.CrossEntropyLoss(), CPU)}
+        torch.manual_seed(0)
+        with_buffers = DistributedDataParallel(nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3)))
+        uneven = DataLoader(TensorDataset(X[8:], y[8:]) if rank == 0 else TensorDataset(X, y), batch_size=3)
+        results["uneven"] = evaluate(with_buffers, uneven, nn.CrossEntropyLoss(), CPU)
         torch.save(results, f"{out}/rank{rank}.pt")
     finally:
         dist.destroy_process_group()
@@ -373,6 +377,11 @@ def test_under_ddp_every_process_gets_the_exact_average_over_all_examples(tmp_pa
         assert results["train"]["train_loss"] == pytest.approx(expected["test_loss"], abs=1e-6)
         assert results["train"]["train_acc"] == expected["test_acc"]
         assert results["eval"] == pytest.approx(expected, abs=1e-6)
+    torch.manual_seed(0)
+    with_buffers = nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3))
+    whole = evaluate(with_buffers, DataLoader(TensorDataset(X, y), batch_size=8), nn.CrossEntropyLoss(), CPU)
+    for results in ranks:  # a model with buffers; rank 0's share is empty, rank 1's has 3 batches
+        assert results["uneven"] == pytest.approx(whole, abs=1e-6)
     mean_of_means = (ranks[0]["own_share"]["test_loss"] + ranks[1]["own_share"]["test_loss"]) / 2
     assert mean_of_means != pytest.approx(expected["test_loss"], abs=1e-3)  # what averaging the processes would give
 
