@@ -25,8 +25,8 @@ staging        generated folders, replaced whole and never over your files (05, 
 downloads      the only code that may use the network: online data sets, weights (07, 09)
 compare        training and timing several models side by side (07)
 transfer       pretrained models, a new last layer, freezing (09)
-train          the command-line training script (10)
-distributed    torchrun + DistributedDataParallel (10)
+train          the command-line training script, one process or many (10)
+distributed    the shares of each process under torchrun (10)
 series         running the notebooks with papermill (``make run``)
 =============  ====================================================================
 """

@@ -76,6 +76,12 @@ def train(
     return model, history
 
 
+def _say(line: str) -> None:
+    """Print ``line`` in one write: the lines of processes sharing one output stay whole."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse, validate, train and save (process 0); return the exit code (0 done, 2 bad value)."""
     options = parser()
@@ -92,9 +98,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{options.prog}: error: {error}", file=sys.stderr)
         return 2
     if world_size == 1:
-        print(f"training {args.model} on {args.dataset} for {args.epochs} epochs on {device}", flush=True)
+        _say(f"training {args.model} on {args.dataset} for {args.epochs} epochs on {device}")
     else:
-        print(f"rank {rank} of {world_size}: batches of {args.batch_size // world_size} on {device}", flush=True)
+        _say(f"rank {rank} of {world_size}: batches of {args.batch_size // world_size} on {device}")
     with process_group(device):
         model, history = train(args.dataset, args.model, args.hidden_units, args.epochs, args.batch_size, args.lr,
                                args.seed, device, rank, world_size, progress="lines" if rank == 0 else "none")
@@ -102,8 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         config = {**vars(args), "device": str(device), "world_size": world_size}
         save_json({"config": config, "history": history}, out / "history.json")
         save_weights(model, out / "model.pt")  # the plain module inside DDP; both writes are atomic
-        print(f"test accuracy {history[-1]['test_acc']:.2%}; wrote history.json and model.pt to {args.out or out}",
-              flush=True)
+        _say(f"test accuracy {history[-1]['test_acc']:.2%}; wrote history.json and model.pt to {args.out or out}")
     return 0
 
 
