@@ -133,8 +133,8 @@ class _Totals:
             self._count(pending)
 
     def _count(self, batches: list[tuple[float, torch.Tensor, torch.Tensor]]) -> None:
-        """Add ``batches`` (loss, outputs, targets) to the sums, in order; joined, or one by one if their shapes differ."""
-        losses, logits, ys = zip(*batches)
+        """Add ``batches`` (loss, outputs, targets) to the sums, in order: joined, or one by one if they cannot be."""
+        losses, logits, ys = zip(*batches, strict=True)
         try:
             outputs, y = (torch.cat(logits), torch.cat(ys)) if len(batches) > 1 else (logits[0], ys[0])
         except RuntimeError:  # shapes that cannot be joined (images of several sizes, say)

@@ -6,21 +6,9 @@ from __future__ import annotations
 import pytest
 
 from helpers.params import ParameterError
-from tests.nbrun import claim_records, execute_expecting_error, execute_perturbed, run_validation_cell
+from tests.nbrun import execute_expecting_error, run_validation_cell
 
 NAME = "00_fundamentals"
-
-
-@pytest.fixture(scope="module")
-def perturbed(tmp_path_factory):
-    """A learner's rerun (machine's thread count, CPU) with another seed, and its runs folder."""
-    tmp_path = tmp_path_factory.mktemp("nb00")
-    return execute_perturbed(NAME, tmp_path), tmp_path / "runs"
-
-
-@pytest.fixture(scope="module", params=["committed", "perturbed"])
-def records(request):
-    return claim_records(request, NAME)
 
 
 @pytest.mark.notebook
@@ -46,7 +34,7 @@ def test_seeds_sums_and_errors_claims(records):
 
 @pytest.mark.notebook
 def test_rerun_writes_nothing(perturbed):
-    runs = perturbed[1]
+    runs = perturbed[1] / "runs"
     assert runs.is_dir() and not any(runs.iterdir())  # "This notebook saves no files"
 
 

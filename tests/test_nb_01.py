@@ -11,21 +11,9 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from helpers.data import TensorPairDataset, load_digits, make_toy_2d
 from helpers.params import ParameterError
-from tests.nbrun import claim_records, execute, execute_expecting_error, execute_perturbed, run_validation_cell
+from tests.nbrun import execute, execute_expecting_error, run_validation_cell
 
 NAME = "01_data"
-
-
-@pytest.fixture(scope="module")
-def perturbed(tmp_path_factory):
-    """A learner's rerun (machine's thread count, CPU) with another seed, and its runs folder."""
-    tmp_path = tmp_path_factory.mktemp("nb01")
-    return execute_perturbed(NAME, tmp_path), tmp_path / "runs"
-
-
-@pytest.fixture(scope="module", params=["committed", "perturbed"])
-def records(request):
-    return claim_records(request, NAME)
 
 
 @pytest.mark.notebook

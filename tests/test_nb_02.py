@@ -11,10 +11,8 @@ from torch import nn
 from helpers.models import LinearRegression, count_parameters
 from helpers.params import ParameterError
 from tests.nbrun import (
-    claim_records,
     execute,
     execute_expecting_error,
-    execute_perturbed,
     notebook_path,
     run_validation_cell,
 )
@@ -101,18 +99,6 @@ def test_smoke_run_records_the_parameter_counts_of_helpers_models(tmp_path):
 
     saved = torch.load(tmp_path / "runs" / "line_model_untrained.pt", weights_only=True)
     assert set(saved) == {"weight", "bias"} and saved["weight"].shape == (1,)
-
-
-@pytest.fixture(scope="module")
-def perturbed(tmp_path_factory):
-    """A learner's rerun (machine's thread count, CPU) with another seed, and its runs folder."""
-    tmp_path = tmp_path_factory.mktemp("nb02")
-    return execute_perturbed(NAME, tmp_path), tmp_path / "runs"
-
-
-@pytest.fixture(scope="module", params=["committed", "perturbed"])
-def records(request):
-    return claim_records(request, NAME)
 
 
 @pytest.mark.notebook

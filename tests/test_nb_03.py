@@ -9,11 +9,9 @@ from helpers.device import get_device
 from helpers.params import ParameterError, check_params
 from tests.nbrun import (
     assert_within_spread,
-    claim_records,
     execute,
     execute_expecting_error,
     execute_like_a_learner,
-    execute_perturbed,
 )
 
 pytestmark = pytest.mark.notebook
@@ -24,18 +22,6 @@ RUN_FILES = {"history.json", "digits_loss_curves.png", "digits_epochs.jsonl"}
 NAME = "03_train"
 TEST_IMAGE = 1 / 359  # one of the 359 digits test images: an accuracy's smallest step
 LINE_POINTS = 80  # the straight line's training points
-
-
-@pytest.fixture(scope="module")
-def perturbed(tmp_path_factory):
-    """A learner's rerun (machine's thread count, CPU) with another seed set, and its runs folder."""
-    tmp_path = tmp_path_factory.mktemp("nb03")
-    return execute_perturbed(NAME, tmp_path), tmp_path / "runs"
-
-
-@pytest.fixture(scope="module", params=["committed", "perturbed"])
-def records(request):
-    return claim_records(request, NAME)
 
 
 def test_rerun_with_other_seeds_lies_within_the_measured_spread(perturbed):
@@ -81,7 +67,8 @@ def test_digits_claims(records):
 
 
 def test_run_writes_its_files_and_logs_every_epoch(perturbed):
-    records, runs = perturbed
+    records, folder = perturbed
+    runs = folder / "runs"
     assert {p.name for p in runs.iterdir()} == RUN_FILES
     logged = [json.loads(line) for line in (runs / "digits_epochs.jsonl").read_text().splitlines()]
     assert [entry["epoch"] for entry in logged] == list(range(1, 21))  # the hook ran after every epoch

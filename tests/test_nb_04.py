@@ -6,24 +6,13 @@ from __future__ import annotations
 import pytest
 
 from helpers.params import ParameterError, check_params
-from tests.nbrun import assert_within_spread, claim_records, execute, execute_expecting_error, execute_perturbed
+from tests.nbrun import assert_within_spread, execute, execute_expecting_error
 
 pytestmark = pytest.mark.notebook
 
 NAME = "04_evaluate"
 TEST_IMAGES = 359
 TEST_IMAGE = 1 / TEST_IMAGES  # an accuracy's smallest step
-
-
-@pytest.fixture(scope="module")
-def perturbed(tmp_path_factory):
-    """A learner's rerun (machine's thread count, CPU) with another seed set."""
-    return execute_perturbed(NAME, tmp_path_factory.mktemp("nb04")), None
-
-
-@pytest.fixture(scope="module", params=["committed", "perturbed"])
-def records(request):
-    return claim_records(request, NAME)
 
 
 def test_rerun_with_other_seeds_lies_within_the_measured_spread(perturbed):

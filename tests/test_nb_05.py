@@ -18,11 +18,9 @@ from helpers.data import load_digits
 from helpers.tracking import ExperimentConfig
 from tests.nbrun import (
     assert_within_spread,
-    claim_records,
     default_parameter,
     execute,
     execute_expecting_error,
-    execute_perturbed,
     notebook_path,
     perturbed_seed,
 )
@@ -70,18 +68,6 @@ def read_runs(folder) -> dict[str, dict]:
             "images": events.Tags()["images"],
         }
     return runs
-
-
-@pytest.fixture(scope="module")
-def perturbed(tmp_path_factory):
-    """A learner's rerun (machine's thread count, CPU) with another seed set, and its runs folder."""
-    tmp_path = tmp_path_factory.mktemp("nb05")
-    return execute_perturbed(NAME, tmp_path), tmp_path / "runs"
-
-
-@pytest.fixture(scope="module", params=["committed", "perturbed"])
-def records(request):
-    return claim_records(request, NAME)
 
 
 def test_rerun_with_other_seeds_lies_within_the_measured_spread(perturbed):
@@ -137,7 +123,8 @@ def test_grid_claims(records):
 
 
 def test_demo_run_is_repeated_by_the_first_seed_of_the_base(perturbed):
-    records, runs_folder = perturbed
+    records, folder = perturbed
+    runs_folder = folder / "runs"
     name = base_config(default_parameter(NAME, "EPOCHS")).run_name(perturbed_seed(NAME))
     run = EventAccumulator(str(runs_folder / "tensorboard" / name)).Reload()
     assert run.Scalars("hparam/val_acc")[-1].value == pytest.approx(records["demo_val_acc"], abs=1e-6)

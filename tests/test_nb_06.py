@@ -10,11 +10,8 @@ from helpers.checkpoint import load_checkpoint
 from helpers.params import ParameterError
 from tests.nbrun import (
     assert_within_spread,
-    claim_records,
-    claim_text,
     execute,
     execute_expecting_error,
-    execute_perturbed,
     run_validation_cell,
 )
 
@@ -23,23 +20,6 @@ pytestmark = pytest.mark.notebook
 NAME = "06_save_load"
 TEST_IMAGE = 1 / 359  # one of the 359 digits test images: an accuracy's smallest step
 SURPRISE = "!!! this line was printed by code inside the file, while it was loading"
-
-
-@pytest.fixture(scope="module")
-def perturbed(tmp_path_factory):
-    """A learner's rerun (machine's thread count, CPU) with another seed set, and its folder."""
-    tmp_path = tmp_path_factory.mktemp("nb06")
-    return execute_perturbed(NAME, tmp_path), tmp_path
-
-
-@pytest.fixture(scope="module", params=["committed", "perturbed"])
-def records(request):
-    return claim_records(request, NAME)
-
-
-@pytest.fixture(scope="module", params=["committed", "perturbed"])
-def text(request):
-    return claim_text(request, NAME)
 
 
 def test_rerun_with_other_seeds_lies_within_the_measured_spread(perturbed):

@@ -18,11 +18,8 @@ from helpers.params import ParameterError
 from helpers.shapes import shapes_folder
 from tests.nbrun import (
     assert_within_spread,
-    claim_records,
-    claim_text,
     execute,
     execute_expecting_error,
-    execute_perturbed,
     printed,
     run_validation_cell,
 )
@@ -51,22 +48,6 @@ def n_test_images(tmp_path: Path) -> int:
 
 
 # The committed run and a learner's rerun with another seed set -------------------------------------------------
-
-@pytest.fixture(scope="module")
-def perturbed(tmp_path_factory) -> tuple[dict, Path]:
-    """A learner's rerun (machine's thread count, CPU) with another seed set, and its folder."""
-    tmp_path = tmp_path_factory.mktemp("nb07")
-    return execute_perturbed(NAME, tmp_path), tmp_path
-
-
-@pytest.fixture(scope="module", params=["committed", "perturbed"])
-def records(request) -> dict:
-    return claim_records(request, NAME)
-
-
-@pytest.fixture(scope="module", params=["committed", "perturbed"])
-def text(request) -> str:
-    return claim_text(request, NAME)
 
 
 def test_rerun_with_other_seeds_lies_within_the_measured_spread(perturbed):

@@ -15,10 +15,8 @@ from helpers.shapes import draw_shape
 from helpers.vision import ImageFolderError, check_image_folder
 from tests.nbrun import (
     assert_within_spread,
-    claim_records,
     execute,
     execute_expecting_error,
-    execute_perturbed,
     run_validation_cell,
     spread,
 )
@@ -27,18 +25,6 @@ NAME = "08_custom_datasets"
 TEST_IMAGES = 225  # a quarter of the 300 shapes per class, three classes
 TEST_IMAGE = 1 / TEST_IMAGES  # an accuracy's smallest step
 pytestmark = pytest.mark.notebook
-
-
-@pytest.fixture(scope="module")
-def perturbed(tmp_path_factory):
-    """A learner's rerun (machine's thread count, CPU) with another seed set, and its runs folder."""
-    tmp_path = tmp_path_factory.mktemp("nb08")
-    return execute_perturbed(NAME, tmp_path), tmp_path / "runs"
-
-
-@pytest.fixture(scope="module", params=["committed", "perturbed"])
-def records(request):
-    return claim_records(request, NAME)
 
 
 def test_rerun_with_other_seeds_lies_within_the_measured_spread(perturbed):

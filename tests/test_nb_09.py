@@ -18,10 +18,8 @@ from helpers.series import default_parameters
 from helpers.transfer import WEIGHTS_CHOICES
 from tests.nbrun import (
     assert_within_spread,
-    claim_records,
     execute,
     execute_expecting_error,
-    execute_perturbed,
     notebook_path,
     printed,
 )
@@ -33,19 +31,6 @@ WEIGHTS = MobileNet_V3_Small_Weights.DEFAULT
 COUNTS = (1, 2, 5, 20, 50)
 METHODS = ("feature_extraction", "fine_tuning", "from_scratch", "random_frozen")
 TEST_IMAGE = 1 / 448  # one of the 448 test images: an accuracy's smallest step on one draw
-
-
-@pytest.fixture(scope="module")
-def perturbed(tmp_path_factory):
-    """A learner's rerun (machine's thread count, CPU) with another seed set, what it printed and its folder."""
-    tmp_path = tmp_path_factory.mktemp("nb09")
-    records = execute_perturbed(NAME, tmp_path)
-    return records, printed(tmp_path / f"{NAME}.out.ipynb"), tmp_path
-
-
-@pytest.fixture(scope="module", params=["committed", "perturbed"])
-def records(request):
-    return claim_records(request, NAME)
 
 
 def acc(records, method: str, n: int) -> float:
@@ -130,7 +115,8 @@ def test_training_accuracies_as_the_prose_reads_them(records):
 
 
 def test_the_rerun_prints_what_the_prose_says_and_writes_its_files(perturbed):
-    _, text, tmp_path = perturbed
+    _, tmp_path = perturbed
+    text = printed(tmp_path / f"{NAME}.out.ipynb")
     assert text.count("Not using ImageNet weights: WEIGHTS = 'self' asks for the TinyVGG.") == 1  # the default
     assert "trained now on 721 images, shifted anew in each of 40 epochs" in text
     assert "no prediction: mobilenet_v3_small-047dcff4.pth is not in the torch.hub cache" in text
