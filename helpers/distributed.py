@@ -81,15 +81,21 @@ def eval_share(X: torch.Tensor, y: torch.Tensor, rank: int, world_size: int) -> 
     return TensorPairDataset(X[rank::world_size], y[rank::world_size])
 
 
-def process_device(device: torch.device, local_rank: int) -> torch.device:
+def process_device(device: torch.device, local_rank: int, world_size: int) -> torch.device:
     """The device of the process with ``local_rank`` on this machine: one GPU per process, or the CPU.
 
-    On CUDA, process ``local_rank`` uses GPU ``local_rank`` and makes it the current device
-    (``torch.cuda.set_device``) *before* the process group starts, so NCCL's communicator and
-    every allocation without an explicit index land on that GPU, not all on GPU 0.
+    With several processes on CUDA, process ``local_rank`` uses GPU ``local_rank`` and makes it the
+    current device (``torch.cuda.set_device``) *before* the process group starts, so NCCL's
+    communicator and every allocation without an explicit index land on that GPU, not all on GPU 0.
+    One process keeps ``device`` as given (``cuda:1`` is GPU 1).
     """
-    if device.type != "cuda":
+    if device.type != "cuda" or world_size == 1:
         return device
+    if device.index is not None:
+        raise ParameterError(
+            f"DEVICE = '{device}' is not allowed with {world_size} processes: each process uses the GPU of its "
+            "LOCAL_RANK (cuda:0, cuda:1, ...), so give --device cuda."
+        )
     count = torch.cuda.device_count()
     if local_rank >= count:
         raise ParameterError(
@@ -101,14 +107,15 @@ def process_device(device: torch.device, local_rank: int) -> torch.device:
 
 
 @contextmanager
-def process_group(device: torch.device) -> Iterator[bool]:
+def process_group(device: torch.device, world_size: int) -> Iterator[bool]:
     """Join the other processes of a torchrun job for the ``with`` block (yields whether it did).
 
-    ``nccl`` on CUDA (bound to this process's GPU), ``gloo`` on the CPU. Without torchrun
-    (no ``RANK`` in the environment) nothing is started. At the end every process waits for
-    the others (a process that tore the group down early could make another abort) and leaves.
+    ``nccl`` on CUDA (bound to this process's GPU), ``gloo`` on the CPU. A world of one process
+    (started alone, or by torchrun with ``--nproc_per_node=1``) has no one to join: nothing is
+    started. At the end every process waits for the others (a process that tore the group down
+    early could make another abort) and leaves.
     """
-    if "RANK" not in os.environ:
+    if world_size == 1:
         yield False
         return
     if device.type == "cuda":  # device_id binds NCCL to this process's GPU from the start

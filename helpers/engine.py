@@ -71,7 +71,7 @@ class _Totals:
     added over the processes at the end (the one place of the per-example average).
     """
 
-    HOST_GROUP = 64  # batches counted together on the CPU (fewer if their outputs hold over 2**20 numbers)
+    HOST_GROUP = 64  # batches counted together on the CPU (fewer if their outputs reach 2**20 numbers)
     HOST_NUMBERS = 2**20
 
     def __init__(self, loss_fn: Callable[..., torch.Tensor], device: torch.device, model: nn.Module) -> None:
@@ -109,6 +109,8 @@ class _Totals:
     def add(self, loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
         self.count += len(y)
         if self.on_host:
+            if logits.untyped_storage().nbytes() > logits.numel() * logits.element_size():
+                logits = logits.clone()  # a view into a larger tensor: keep only its own numbers
             self.pending.append((loss.item(), logits, y))
             self.pending_numbers += logits.numel()
             if len(self.pending) >= self.HOST_GROUP or self.pending_numbers >= self.HOST_NUMBERS:

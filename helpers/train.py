@@ -6,10 +6,10 @@ One process::
         --lr 0.003 --seed 42 --device auto --out runs/cli
 
 Several processes with ``DistributedDataParallel``, started by torchrun (here two on the CPU, gloo
-backend, talking only over 127.0.0.1)::
+backend; on Linux ``GLOO_SOCKET_IFNAME=lo`` keeps their traffic on this machine's loopback network)::
 
-    python -m torch.distributed.run --nnodes=1 --nproc_per_node=2 --master_addr=127.0.0.1 \\
-        --master_port=29500 -m helpers.train --model mlp --device cpu --out runs/ddp
+    GLOO_SOCKET_IFNAME=lo python -m torch.distributed.run --nnodes=1 --nproc_per_node=2 \\
+        --master_addr=127.0.0.1 --master_port=29500 -m helpers.train --model mlp --device cpu --out runs/ddp
 
 The same code trains either way (:func:`train`, on ``helpers.engine.fit``). ``--batch-size`` is the
 *global* batch: each of the N processes takes 1/N of every batch (``helpers.distributed``), and DDP
@@ -60,7 +60,8 @@ def train(
 
     In a process group (under torchrun) the model is wrapped in ``DistributedDataParallel``;
     otherwise this is ordinary training in one process, on the same batches. Every process
-    returns the same history: the exact averages over all the training and test examples.
+    returns the same metrics in its history (all but ``seconds``, its own time): the exact
+    averages over all the training and test examples.
     """
     X_train, X_test, y_train, y_test = load_data(dataset, seed)
     train_loader = ShardedLoader(TensorPairDataset(X_train, y_train), batch_size, rank, world_size, seed)
@@ -90,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         check_options(args, {"DATASET": DATASETS, "MODEL": MODELS})
         check_batch_size(args.batch_size, world_size)
-        device = process_device(get_device(args.device), local_rank)
+        device = process_device(get_device(args.device), local_rank, world_size)
         out = runs_dir(args.out, "train", base=Path.cwd())
         if rank == 0:  # only one process writes, or they would overwrite each other's files
             prepare_dir(out, parameter="--out")
@@ -101,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         _say(f"training {args.model} on {args.dataset} for {args.epochs} epochs on {device}")
     else:
         _say(f"rank {rank} of {world_size}: batches of {args.batch_size // world_size} on {device}")
-    with process_group(device):
+    with process_group(device, world_size):
         model, history = train(args.dataset, args.model, args.hidden_units, args.epochs, args.batch_size, args.lr,
                                args.seed, device, rank, world_size, progress="lines" if rank == 0 else "none")
     if rank == 0:

@@ -95,13 +95,27 @@ def two_gpus(monkeypatch):
 
 @pytest.mark.parametrize("local_rank", [0, 1])
 def test_each_process_takes_the_gpu_of_its_local_rank_and_makes_it_current(two_gpus, local_rank):
-    assert process_device(torch.device("cuda"), local_rank) == torch.device("cuda", local_rank)
+    assert process_device(torch.device("cuda"), local_rank, world_size=2) == torch.device("cuda", local_rank)
     assert two_gpus == [("set_device", local_rank)]
+
+
+@pytest.mark.parametrize("name", ["cuda", "cuda:0", "cuda:1"])
+def test_one_process_keeps_the_gpu_it_was_given(two_gpus, name):
+    assert process_device(torch.device(name), local_rank=0, world_size=1) == torch.device(name)
+    assert two_gpus == []
+
+
+def test_a_gpu_number_with_several_processes_is_a_clear_error(two_gpus):
+    with pytest.raises(ParameterError, match=r"^DEVICE = 'cuda:1' is not allowed with 2 processes: each process "
+                                             r"uses the GPU of its LOCAL_RANK \(cuda:0, cuda:1, ...\), so give "
+                                             r"--device cuda\.$"):
+        process_device(torch.device("cuda:1"), local_rank=0, world_size=2)
+    assert two_gpus == []
 
 
 def test_local_rank_without_a_gpu_is_a_clear_error(two_gpus):
     with pytest.raises(ParameterError) as info:
-        process_device(torch.device("cuda"), 2)
+        process_device(torch.device("cuda"), 2, world_size=3)
     assert str(info.value).startswith("LOCAL_RANK = 2 has no GPU: this machine has 2 CUDA device(s), so start at "
                                       "most 2 process(es) per machine (torchrun --nproc_per_node=2)")
     assert two_gpus == []  # nothing was switched
@@ -109,7 +123,7 @@ def test_local_rank_without_a_gpu_is_a_clear_error(two_gpus):
 
 @pytest.mark.parametrize("local_rank", [0, 1, 5])
 def test_cpu_processes_share_the_cpu_unchanged(two_gpus, local_rank):
-    assert process_device(torch.device("cpu"), local_rank) == torch.device("cpu")
+    assert process_device(torch.device("cpu"), local_rank, world_size=6) == torch.device("cpu")
     assert two_gpus == []
 
 
@@ -138,6 +152,15 @@ def test_more_processes_than_gpus_exits_2_before_the_group_starts(two_gpus, monk
     error = capsys.readouterr().err
     assert len(error.splitlines()) == 1 and "error: LOCAL_RANK = 2 has no GPU" in error
     assert not (tmp_path / "out").exists() and two_gpus == []
+
+
+def test_a_world_of_one_process_starts_no_group(monkeypatch, tmp_path):
+    monkeypatch.setattr(helpers.distributed.dist, "init_process_group",
+                        lambda *args, **kwargs: pytest.fail("one process has no one to join"))
+    for name, value in {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1"}.items():  # torchrun --nproc_per_node=1
+        monkeypatch.setenv(name, value)
+    assert main(["--model", "mlp", "--epochs", "1", "--device", "cpu", "--out", str(tmp_path)]) == 0
+    assert json.loads((tmp_path / "history.json").read_text())["config"]["world_size"] == 1
 
 
 def free_port() -> int:

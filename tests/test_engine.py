@@ -461,6 +461,16 @@ def test_the_cpu_holds_outputs_of_at_most_about_a_million_numbers():
     assert held == [1, 2, 3, 0, 1, 2, 3, 0, 1, 2]  # the fourth batch reaches 2**20: the group is counted
 
 
+def test_the_cpu_keeps_only_the_outputs_own_numbers_of_a_view_into_a_larger_tensor():
+    from helpers.engine import _Totals
+
+    counter = _Totals(nn.CrossEntropyLoss(), CPU, nn.Linear(4, 3))
+    hidden = torch.randn(64, 10, 4096)
+    counter.add(torch.tensor(1.0), hidden[:, :, 0], torch.zeros(64, dtype=torch.int64))  # a view: 10 MiB behind it
+    held = counter.pending[0][1]
+    assert held.untyped_storage().nbytes() == 64 * 10 * 4 and torch.equal(held, hidden[:, :, 0])
+
+
 def test_accuracy_counts_a_tie_or_nan_as_argmax_does():
     generator = torch.Generator().manual_seed(0)
     logits = torch.randint(0, 3, (200, 4), generator=generator).float()  # many rows with tied maxima
