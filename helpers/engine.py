@@ -88,7 +88,7 @@ class _Totals:
         self.labelled: torch.Tensor | int = 0 if self.on_host else torch.zeros((), dtype=torch.int64, device=device)
         self.count = 0  # examples seen: len(y) is known without waiting for the device
         self.classes = True
-        self.pending: list[tuple[float, torch.Tensor, torch.Tensor]] = []  # on the CPU: (loss, logits, y) to count
+        self.pending: list[tuple[float, torch.Tensor, torch.Tensor, int]] = []  # on the CPU: (loss, logits, y, len(y))
         self.pending_numbers = 0
 
     def _is_classes(self, logits: torch.Tensor, y: torch.Tensor) -> bool:
@@ -107,12 +107,14 @@ class _Totals:
         return (self.loss_fn.weight[torch.where(kept, y, 0)] * kept).sum()
 
     def add(self, loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
-        self.count += len(y)
+        size = len(y)
+        self.count += size
         if self.on_host:
-            if logits.untyped_storage().nbytes() > logits.numel() * logits.element_size():
+            numbers = logits.numel()
+            if logits.untyped_storage().nbytes() > numbers * logits.element_size():
                 logits = logits.clone()  # a view into a larger tensor: keep only its own numbers
-            self.pending.append((loss.item(), logits, y))
-            self.pending_numbers += logits.numel()
+            self.pending.append((loss.item(), logits, y, size))
+            self.pending_numbers += numbers
             if len(self.pending) >= self.HOST_GROUP or self.pending_numbers >= self.HOST_NUMBERS:
                 self._count_pending()
             return
@@ -134,25 +136,24 @@ class _Totals:
         if pending:
             self._count(pending)
 
-    def _count(self, batches: list[tuple[float, torch.Tensor, torch.Tensor]]) -> None:
-        """Add ``batches`` (loss, outputs, targets) to the sums, in order: joined, or one by one if they cannot be."""
-        losses, logits, ys = zip(*batches, strict=True)
+    def _count(self, batches: list[tuple[float, torch.Tensor, torch.Tensor, int]]) -> None:
+        """Add ``batches`` (loss, outputs, targets, size) to the sums, in order: joined, or one by one if need be."""
+        losses, logits, ys, sizes = zip(*batches, strict=True)
         try:
             outputs, y = (torch.cat(logits), torch.cat(ys)) if len(batches) > 1 else (logits[0], ys[0])
         except RuntimeError:  # shapes that cannot be joined (images of several sizes, say)
             for batch in batches:
                 self._count([batch])
             return
-        sizes = [len(part) for part in ys]
         kept = self._labelled(y)
         if kept is not None and self.loss_fn.weight is None and bool(kept.all()):
             kept = None  # nothing ignored: every example counts once
-        n_kept = sizes if kept is None else [int(part.sum()) for part in kept.split(sizes)]
+        n_kept = sizes if kept is None else [int(part.sum()) for part in kept.split(list(sizes))]
         if kept is None or self.loss_fn.weight is None:
-            weights: list[int] | list[float] = n_kept
+            weights: Sequence[int] | list[float] = n_kept
         else:
             weights = [self._weight(part_y, part_kept).item()
-                       for part_y, part_kept in zip(ys, kept.split(sizes), strict=True)]
+                       for part_y, part_kept in zip(ys, kept.split(list(sizes)), strict=True)]
         for loss, weight in zip(losses, weights, strict=True):  # Python floats, added one batch at a time
             self.loss_sum += loss * weight if self.mean else loss
             self.weight_sum += weight
