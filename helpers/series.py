@@ -141,20 +141,25 @@ def run_notebook(
 
 
 @contextlib.contextmanager
-def _unwatched_kernels() -> Iterator[None]:
-    """Kernels started meanwhile print one line per epoch instead of a progress bar (``COURSE_PROGRESS``).
-
-    Nobody watches them live, and a bar redrawn in a saved notebook leaves one fragment per redraw.
-    """
-    previous = os.environ.get("COURSE_PROGRESS")
-    os.environ["COURSE_PROGRESS"] = "lines"
+def _kernel_environment(name: str, value: str) -> Iterator[None]:
+    """Kernels started meanwhile see the environment variable ``name`` set to ``value``; restored afterwards."""
+    previous = os.environ.get(name)
+    os.environ[name] = value
     try:
         yield
     finally:
         if previous is None:
-            os.environ.pop("COURSE_PROGRESS", None)
+            os.environ.pop(name, None)
         else:
-            os.environ["COURSE_PROGRESS"] = previous
+            os.environ[name] = previous
+
+
+def _unwatched_kernels() -> contextlib.AbstractContextManager[None]:
+    """Kernels started meanwhile print one line per epoch instead of a progress bar (``COURSE_PROGRESS``).
+
+    Nobody watches them live, and a bar redrawn in a saved notebook leaves one fragment per redraw.
+    """
+    return _kernel_environment("COURSE_PROGRESS", "lines")
 
 
 @contextlib.contextmanager
@@ -235,18 +240,9 @@ def measure_spread(notebook: Path, offsets: tuple[int, ...] = SPREAD_OFFSETS, wo
     return {"seeds": seeds, "values": {key: [r[key] for r in numeric] for key in shared}}
 
 
-@contextlib.contextmanager
-def _one_thread_kernels() -> Iterator[None]:
+def _one_thread_kernels() -> contextlib.AbstractContextManager[None]:
     """Kernels started meanwhile use one thread, so side-by-side runs do not fight over the cores."""
-    previous = os.environ.get("OMP_NUM_THREADS")
-    os.environ["OMP_NUM_THREADS"] = "1"
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop("OMP_NUM_THREADS", None)
-        else:
-            os.environ["OMP_NUM_THREADS"] = previous
+    return _kernel_environment("OMP_NUM_THREADS", "1")
 
 
 def refresh_notebook(notebook: Path, timeout: int = 900, spread: bool = False) -> float:
